@@ -1,0 +1,7 @@
+"""`python -m analyzer` is the same as the `apple-net` command."""
+
+import sys
+
+from analyzer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Renderers: terminal, JSON, JSON lines, Markdown, CSV, HTML."""
