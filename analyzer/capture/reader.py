@@ -1,0 +1,496 @@
+"""Capture sources: pcap (micro/nanosecond, either byte order) and pcapng, plain or gzip.
+
+`open_capture(path)` recognises the format by its magic number (never by the
+file name), checks the file header at once (raising `CaptureError` with a
+one-line message when the file is not a capture) and returns a
+`CaptureReader`. Iterating the reader streams `RawPacket`s in file order,
+reading the file in large chunks, so memory stays bounded whatever its size.
+
+Damage inside the file never raises: the reader stops or skips and counts a
+named anomaly in `.weird`; a file that ends inside a record sets
+`.truncated` and keeps every packet before the cut.
+
+`RawPacket` is a NamedTuple rather than a frozen dataclass: this is the hot
+path, and building a ten-field one with `tuple.__new__` measured 0.38 us
+against 2.6 us for a frozen slotted dataclass (0.47 us unfrozen) on the
+project machine; six slots rather than ten saved another ~10% of the walk.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO, NamedTuple, Self
+
+from analyzer.errors import CaptureError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "WEIRDS",
+    "CaptureReader",
+    "ProcessInfo",
+    "RawPacket",
+    "linktype_name",
+    "open_capture",
+]
+
+CHUNK_SIZE = 1 << 20
+"""Bytes read from the file per refill; records spanning chunks are stitched."""
+
+HEAD_SIZE = 64 * 1024
+"""Bytes read at open time to recognise the format and check the first header."""
+
+MAX_RECORD = 64 << 20
+"""Larger pcap records or pcapng blocks are taken for corruption, not data."""
+
+PCAP_MAX_SNAPLEN = 262144
+"""libpcap's and Wireshark's MAXIMUM_SNAPLEN: larger records are suspicious."""
+
+WEIRDS: dict[str, str] = {
+    "pcap_unusual_version": "pcap version other than 2.4 (before 2.3 the two lengths are swapped)",
+    "pcap_caplen_exceeds_snaplen": "record longer than the file's snaplen (or 262,144 without one): read",
+    "pcap_caplen_exceeds_wirelen": "record holds more bytes than the frame had on the wire",
+    "pcap_bogus_caplen": "record length above 64 MiB: taken for corruption, reading stops",
+    "pcap_truncated_record_header": "file ends inside a record header",
+    "pcap_truncated_record": "file ends inside a record's data",
+    "pcapng_bad_block_length": "block length below the minimum, no multiple of 4 or above 64 MiB: reading stops",
+    "pcapng_block_length_mismatch": "a block's two length fields differ: reading stops",
+    "pcapng_bad_byte_order_magic": "section header with an unknown byte-order magic: reading stops",
+    "pcapng_unsupported_version": "section of a pcapng major version other than 1: reading stops",
+    "pcapng_truncated_block": "file ends inside a block",
+    "pcapng_unknown_block": "block of an unknown type: skipped",
+    "pcapng_bad_interface_id": "packet block naming an interface not described: skipped",
+    "pcapng_bad_caplen": "packet block whose captured length exceeds the block: skipped",
+    "pcapng_caplen_exceeds_wirelen": "packet holds more bytes than the frame had on the wire",
+    "pcapng_spb_without_interface": "simple packet block before any interface: skipped",
+    "pcapng_bad_option_length": "option running past its block: the rest of the options ignored",
+    "pcapng_bad_tsresol": "unusable if_tsresol: microseconds assumed",
+    "pcapng_bad_process_index": "EPB process option pointing at no Darwin process block",
+    "gzip_truncated": "gzip stream ends early: packets before the cut kept",
+    "gzip_corrupt": "gzip stream corrupt: packets before the damage kept",
+}
+"""Anomalies the readers count in `CaptureReader.weird`."""
+
+_LINKTYPE_NAMES: dict[int, str] = {
+    # Wireshark's short encapsulation names, so `.link_types` can be compared
+    # with `capinfos`/`tshark` output.
+    0: "null",
+    1: "ether",
+    9: "ppp",
+    12: "rawip",
+    14: "rawip",
+    101: "rawip",
+    108: "loop",
+    113: "linux-sll",
+    228: "rawip4",
+    229: "rawip6",
+    258: "pktap",
+    276: "linux-sll2",
+}
+
+
+def linktype_name(linktype: int) -> str:
+    """Wireshark's short name of a LINKTYPE_ value, or `linktype_<n>`."""
+    return _LINKTYPE_NAMES.get(linktype, f"linktype_{linktype}")
+
+
+class ProcessInfo(NamedTuple):
+    """The process that sent or received a packet (Apple pcapng / PKTAP)."""
+
+    pid: int | None
+    name: str | None
+    epid: int | None = None
+    """Effective process: the one a daemon acted for (e.g. nsurlsessiond for an app)."""
+    ename: str | None = None
+
+
+class RawPacket(NamedTuple):
+    """One captured frame as the file holds it, before any decoding.
+
+    Six slots only (caplen and the process fields are derived properties):
+    building this tuple is the single biggest per-packet cost of reading.
+    """
+
+    ts: float
+    """Seconds since the epoch (interface offset and resolution applied)."""
+    linktype: int
+    """LINKTYPE_ of the interface that captured this frame."""
+    data: bytes
+    wirelen: int
+    """Length of the frame on the wire (>= caplen when a snaplen cut it)."""
+    iface: int = 0
+    """Interface ordinal in the file (pcapng: counted across sections; pcap: 0)."""
+    proc: ProcessInfo | None = None
+    """Process information from Apple's pcapng process blocks, if any."""
+
+    @property
+    def caplen(self) -> int:
+        """Captured length: `len(data)`."""
+        return len(self.data)
+
+    @property
+    def proc_name(self) -> str | None:
+        return self.proc.name if self.proc is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def eproc_name(self) -> str | None:
+        return self.proc.ename if self.proc is not None else None
+
+    @property
+    def epid(self) -> int | None:
+        return self.proc.epid if self.proc is not None else None
+
+
+_new_raw = tuple.__new__
+_MAGIC_PCAP = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6, "pcap"),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6, "pcap"),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9, "nsecpcap"),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9, "nsecpcap"),
+}
+_MAGIC_PCAPNG = b"\x0a\x0d\x0d\x0a"
+_MAGIC_GZIP = b"\x1f\x8b"
+
+
+class _Source:
+    """The capture's byte stream: plain or gunzipped, with bytes already read
+    at open time (a stream cannot be rewound) served first."""
+
+    __slots__ = ("_error", "_gz", "_owned", "_prefix", "_raw")
+
+    def __init__(self, raw: BinaryIO, owned: bool, prefix: bytes = b"") -> None:
+        self._raw = raw
+        self._owned = owned
+        self._prefix = prefix
+        self._error: Exception | None = None
+        self._gz: gzip.GzipFile | None = None
+        if not prefix and _peek(raw, 2) == _MAGIC_GZIP:
+            self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+
+    @property
+    def compressed(self) -> bool:
+        return self._gz is not None
+
+    def read(self, n: int) -> bytes:
+        """Up to n bytes (fewer only at the end); raises what gzip raises.
+
+        An error after some bytes were read is kept for the next call, so the
+        bytes before a corrupt or cut gzip stream are never lost.
+        """
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        parts: list[bytes] = []
+        got = 0
+        if self._prefix:
+            part = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            parts.append(part)
+            got = len(part)
+        while got < n:
+            try:
+                # gzip: read1 hands out what it decompressed before a cut or a
+                # corrupt block; read() would drop it with the exception.
+                part = self._gz.read1(n - got) if self._gz is not None else self._raw.read(n - got)
+            except (OSError, EOFError, zlib.error) as exc:
+                if not parts:
+                    raise
+                self._error = exc
+                break
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    @property
+    def failed(self) -> bool:
+        """A gzip error is waiting to be raised by the next read."""
+        return self._error is not None
+
+    def tell(self) -> int:
+        """Bytes consumed from the underlying file (compressed bytes for gzip), for progress."""
+        try:
+            return int(self._raw.tell())
+        except (OSError, AttributeError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self._gz is not None:
+            self._gz.close()
+        if self._owned:
+            self._raw.close()
+
+
+class CaptureReader:
+    """A capture file opened for streaming. Iterate it for `RawPacket`s.
+
+    Each iteration over a path reopens the file and restarts the counters (a
+    file object given instead of a path can be iterated once). The attributes
+    describe the last (or current) pass; `packets` and `bytes` are brought up
+    to date at every chunk refill and when the pass ends.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+        self._path: str | None = None
+        self._stream: _Source | None = None
+        self.format = ""
+        """"pcap" (either time resolution) or "pcapng"."""
+        self.file_type = ""
+        """Wireshark's file type name: "pcap", "nsecpcap" or "pcapng"."""
+        self.compressed = False
+        self.link_types: list[str] = []
+        """Distinct link type names the file declares (pcap header; pcapng IDBs, filled as they are read)."""
+        self.interfaces: list[tuple[int, str | None]] = []
+        """pcapng: (linktype, if_name) per interface, in file order across sections."""
+        self.snaplen = 0
+        self.truncated = False
+        """The file ended inside a record (or a record was unreadable): reading stopped there."""
+        self.weird: collections.Counter[str] = collections.Counter()
+        self.packets = 0
+        self.bytes = 0
+        """Captured bytes of all packets read."""
+        self.bytes_read = 0
+        """Bytes of the file consumed so far (compressed bytes for gzip), updated per chunk: for progress."""
+        self._current: Iterator[RawPacket] | None = None
+        self._head_note = ""
+        self._endian = "<"
+        self._scale = 1e-6
+        self._linktype = 0
+        self._version = (2, 4)
+        if isinstance(source, (str, os.PathLike)):
+            self._path = os.fspath(source)
+            self.name = self._path
+            src = self._open()
+            try:
+                self._head = self._read_head(src)
+            finally:
+                src.close()
+        else:
+            self.name = str(getattr(source, "name", "<stream>"))
+            try:
+                src = _Source(source, owned=False)
+            except OSError as exc:
+                raise CaptureError(f"cannot read {self.name}: {exc}") from None
+            self._head = self._read_head(src)
+            # Serve the header bytes again when the stream is iterated.
+            self._stream = _Source(src, owned=False, prefix=self._head)  # type: ignore[arg-type]
+        self._sniff()
+
+    # -- opening ----------------------------------------------------------------
+
+    def _open(self) -> _Source:
+        assert self._path is not None
+        try:
+            raw = open(self._path, "rb")  # noqa: SIM115 - owned by the _Source
+        except OSError as exc:
+            raise CaptureError(f"cannot open {self._path}: {exc.strerror or exc}") from None
+        try:
+            return _Source(raw, owned=True)
+        except OSError as exc:
+            raw.close()
+            raise CaptureError(f"cannot read {self._path}: {exc.strerror or exc}") from None
+
+    def _read_head(self, src: _Source) -> bytes:
+        self.compressed = src.compressed
+        try:
+            head = src.read(HEAD_SIZE)
+            self._head_note = " (gzip stream cut short or corrupt)" if src.failed else ""
+            return head
+        except EOFError:
+            raise CaptureError(f"{self.name}: gzip stream cut short before the capture header") from None
+        except (OSError, zlib.error) as exc:
+            raise CaptureError(f"{self.name}: unreadable: {exc}") from None
+
+    def _sniff(self) -> None:
+        head = self._head
+        magic = head[:4]
+        if magic in _MAGIC_PCAP:
+            endian, scale, file_type = _MAGIC_PCAP[magic]
+            if len(head) < 24:
+                raise CaptureError(
+                    f"{self.name}: pcap file header cut short ({len(head)} of 24 bytes){self._head_note}"
+                )
+            major, minor, _zone, _sigfigs, snaplen, lt_field = struct.unpack_from(endian + "HHiIII", head, 4)
+            self.format = "pcap"
+            self.file_type = file_type
+            self.snaplen = snaplen
+            self._endian = endian
+            self._scale = scale
+            self._version = (major, minor)
+            # The top 6 bits of the field carry FCS information (libpcap LT_LINKTYPE).
+            self._linktype = lt_field & 0x03FFFFFF
+            self.link_types = [linktype_name(self._linktype)]
+        elif magic == _MAGIC_PCAPNG:
+            from analyzer.capture.pcapng import check_first_block
+
+            check_first_block(head, self.name)
+            self.format = "pcapng"
+            self.file_type = "pcapng"
+        elif not head:
+            raise CaptureError(f"{self.name}: empty file, not a capture")
+        else:
+            what = "gzip data" if self.compressed else "file"
+            raise CaptureError(f"{self.name}: not a pcap or pcapng capture ({what} starts with {head[:4].hex()})")
+
+    # -- iteration --------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[RawPacket]:
+        if self._stream is not None:
+            src, self._stream = self._stream, None
+        elif self._path is None:
+            raise CaptureError(f"{self.name}: a stream can be read only once")
+        else:
+            src = self._open()
+        self.truncated = False
+        self.weird = collections.Counter()
+        self.packets = 0
+        self.bytes = 0
+        self.bytes_read = 0
+        if self.format == "pcapng":
+            from analyzer.capture.pcapng import iter_pcapng
+
+            self.link_types = []
+            self.interfaces = []
+            self._current = iter_pcapng(self, src)
+        else:
+            self._current = self._iter_pcap(src)
+        return self._current
+
+    def close(self) -> None:
+        """End the current pass early and close its file (counters keep their values)."""
+        current, self._current = self._current, None
+        close = getattr(current, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _refill(self, src: _Source, need: int) -> bytes:
+        """At least `need` bytes if the file has them (CHUNK_SIZE at least); b"" at the end.
+
+        A corrupt or cut gzip stream is treated like an end of file inside a record.
+        """
+        try:
+            chunk = src.read(max(need, CHUNK_SIZE))
+            self.bytes_read = src.tell()
+            return chunk
+        except EOFError:
+            self.weird["gzip_truncated"] += 1
+        except (OSError, zlib.error):
+            self.weird["gzip_corrupt"] += 1
+        self.truncated = True
+        return b""
+
+    def _iter_pcap(self, src: _Source) -> Iterator[RawPacket]:
+        weird = self.weird
+        if self._version != (2, 4):
+            weird["pcap_unusual_version"] += 1
+        hdr = struct.Struct(self._endian + "IIII").unpack_from
+        scale = self._scale
+        linktype = self._linktype
+        # A record above the snaplen (or, without one, libpcap's maximum) is
+        # counted but read when the file holds it; one above MAX_RECORD cannot
+        # be data: reading stops there.
+        limit = self.snaplen or PCAP_MAX_SNAPLEN
+        # libpcap before 2.3 wrote the two lengths the other way round; 2.3
+        # files may be either way (libpcap's sf-pcap.c does the same swap).
+        # 2: always swap, 1: swap when caplen > wirelen.
+        if self._version < (2, 3):
+            swapped = 2
+        elif self._version == (2, 3):
+            swapped = 1
+        else:
+            swapped = 0
+        new = _new_raw
+        raw_packet = RawPacket
+        packets = 0
+        nbytes = 0
+        # Captured bytes are summed per chunk (bytes walked minus record
+        # headers) rather than per packet: one addition less on the hot path.
+        pos = chunk_pos = chunk_packets = 0
+        try:
+            buf = self._refill(src, 0)
+            if len(buf) < 24:  # the file changed since open_capture
+                self.truncated = True
+                return
+            pos = chunk_pos = 24
+            while True:
+                n = len(buf)
+                need = 16
+                while pos + 16 <= n:
+                    sec, frac, caplen, wirelen = hdr(buf, pos)
+                    if swapped and (swapped == 2 or caplen > wirelen):
+                        caplen, wirelen = wirelen, caplen
+                    end = pos + 16 + caplen
+                    if end > n:
+                        if caplen > MAX_RECORD:
+                            weird["pcap_caplen_exceeds_snaplen"] += 1
+                            weird["pcap_bogus_caplen"] += 1
+                            self.truncated = True
+                            return
+                        need = end - pos
+                        break
+                    if caplen > wirelen or caplen > limit:
+                        if caplen > limit:
+                            weird["pcap_caplen_exceeds_snaplen"] += 1
+                        if caplen > wirelen:
+                            weird["pcap_caplen_exceeds_wirelen"] += 1
+                    packets += 1
+                    data = buf[pos + 16 : end]
+                    pos = end
+                    yield new(raw_packet, (sec + frac * scale, linktype, data, wirelen, 0, None))
+                nbytes += pos - chunk_pos - 16 * (packets - chunk_packets)
+                chunk_pos, chunk_packets = pos, packets
+                self.packets = packets
+                self.bytes = nbytes
+                chunk = self._refill(src, need - (n - pos))
+                if not chunk:
+                    if pos < n:
+                        self.truncated = True
+                        if pos + 16 > n:
+                            weird["pcap_truncated_record_header"] += 1
+                        else:
+                            weird["pcap_truncated_record"] += 1
+                            if hdr(buf, pos)[2] > limit:
+                                weird["pcap_caplen_exceeds_snaplen"] += 1
+                    return
+                buf = buf[pos:] + chunk
+                pos = chunk_pos = 0
+        finally:
+            self.packets = packets
+            self.bytes = nbytes + pos - chunk_pos - 16 * (packets - chunk_packets)
+            src.close()
+
+
+def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
+    """Open a pcap or pcapng capture (optionally gzip-compressed) for streaming.
+
+    Raises `CaptureError` (one-line message) when the file cannot be opened or
+    is not a capture; never for damage inside it (see `CaptureReader.weird`).
+    """
+    return CaptureReader(source)
+
+
+def _peek(f: BinaryIO, n: int) -> bytes:
+    """The first n bytes, leaving the stream where it was (or rewound)."""
+    peek = getattr(f, "peek", None)
+    if peek is not None:
+        data: bytes = peek(n)[:n]
+        return data
+    pos = f.tell()
+    data = f.read(n)
+    f.seek(pos)
+    return data
