@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from analyzer import __version__
-from analyzer.cli import services
+from analyzer.cli import flows, lab, services
 from analyzer.errors import AnalyzerError
 
-COMMANDS = (services,)
+COMMANDS = (services, flows, lab)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lab"]:
+        # The lab has its own option parser; hand it every argument untouched.
+        return lab.run(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,0 +1,204 @@
+"""The engine: the one module that knows the order of the stages, and the one error boundary.
+
+    capture source -> decode -> flow table -> (per finished flow) app-layer inspection
+                            \\-> DNS tracker (per message)
+
+Nothing raised below this module escapes it: a bug or hostile input in one
+packet or one flow becomes a counted weird, and every other result is kept.
+Time comes only from packet timestamps, so the same capture always gives the
+same records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from analyzer.capture.decode import Decoder, Packet, ip_text
+from analyzer.capture.reader import RawPacket, open_capture
+from analyzer.dnsmap import DNSTracker, DNSTransaction, NameMap
+from analyzer.flows.config import FlowConfig
+from analyzer.flows.records import FlowRecord
+from analyzer.flows.table import FlowTable
+from analyzer.inspect import FlowFacts, inspect_flow
+from analyzer.protocols.dns import split_tcp_messages
+
+log = logging.getLogger(__name__)
+
+DNS_PORT = 53
+# Unicast DNS, mDNS (Bonjour: every Apple device speaks it) and LLMNR share the message format.
+DNS_UDP_PORTS = frozenset({53, 5353, 5355})
+UDP, TCP = 17, 6
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Every limit of the engine in one frozen object."""
+
+    flows: FlowConfig = field(default_factory=FlowConfig)
+    dns_pending_timeout: float = 30.0
+    """A query unanswered this long (packet time) is judged unanswered."""
+    dns_max_pending: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSummary:
+    source: str
+    format: str | None
+    packets: int
+    bytes: int
+    first_ts: float | None
+    last_ts: float | None
+    link_types: tuple[str, ...]
+    truncated: bool
+    dropped: int | None
+    weird: tuple[tuple[str, int], ...]
+
+
+@dataclass(slots=True)
+class EngineResult:
+    captures: list[CaptureSummary]
+    flows: list[FlowFacts]
+    dns: list[DNSTransaction]
+    names: NameMap
+    weird: Counter[str]
+
+
+ProgressFn = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
+
+
+class Engine:
+    """Feed packets (from files or a live source); `finish()` returns every record."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.table = FlowTable(self.config.flows)
+        self.decoder = Decoder()
+        self.dns = DNSTracker(self.config.dns_pending_timeout, self.config.dns_max_pending)
+        self.flows: list[FlowFacts] = []
+        self.weird: Counter[str] = Counter()
+        self.captures: list[CaptureSummary] = []
+
+    # -- packets -------------------------------------------------------------
+    def feed(self, raw: RawPacket) -> None:
+        try:
+            pkt = self.decoder(raw)
+            if pkt is None:
+                return
+            if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
+                self.dns.feed(pkt.ts, ip_text(pkt.src), pkt.sport, ip_text(pkt.dst), pkt.dport, pkt.payload)
+            finished = self.table.add(pkt)
+        except Exception as exc:  # the error boundary: count, keep going
+            self._internal("packet", exc)
+            return
+        for rec in finished:
+            self._flow_done(rec)
+
+    def feed_packet(self, pkt: Packet) -> None:
+        """For sources that decode themselves (tests, live capture)."""
+        try:
+            finished = self.table.add(pkt)
+        except Exception as exc:
+            self._internal("packet", exc)
+            return
+        for rec in finished:
+            self._flow_done(rec)
+
+    def _flow_done(self, rec: FlowRecord) -> None:
+        try:
+            facts = inspect_flow(rec)
+        except Exception as exc:
+            self._internal("inspect", exc)
+            facts = FlowFacts(rec, None, weirds=("internal_error_inspect",))
+        if rec.proto == TCP and DNS_PORT in (rec.server_port, rec.client_port):
+            self._dns_over_tcp(rec)
+        for w in facts.weirds:
+            self.weird[w] += 1
+        self.flows.append(facts)
+
+    def _dns_over_tcp(self, rec: FlowRecord) -> None:
+        for stream, (src, sport, dst, dport) in (
+            (rec.client.stream, (rec.client_ip, rec.client_port, rec.server_ip, rec.server_port)),
+            (rec.server.stream, (rec.server_ip, rec.server_port, rec.client_ip, rec.client_port)),
+        ):
+            if stream is None or not stream.data:
+                continue
+            ts = stream.segments[0][1] if stream.segments else rec.ts_start
+            try:
+                messages = split_tcp_messages(stream.data)
+            except Exception as exc:
+                self._internal("dns_tcp", exc)
+                continue
+            for msg in messages:
+                self.dns.feed(ts, src, sport, dst, dport, msg, transport="tcp")
+
+    def _internal(self, where: str, exc: Exception) -> None:
+        self.weird[f"internal_error_{where}"] += 1
+        log.debug("internal error in %s: %r", where, exc, exc_info=True)
+
+    # -- files ---------------------------------------------------------------
+    def read(self, path: str | os.PathLike[str], progress: ProgressFn | None = None) -> CaptureSummary:
+        """Read one capture file to its end (or to the cut of a truncated file)."""
+        reader = open_capture(path)
+        total = 0
+        try:
+            total = os.path.getsize(path)
+        except OSError:
+            pass
+        first_ts = last_ts = None
+        feed = self.feed
+        n = 0
+        try:
+            for raw in reader:
+                if first_ts is None:
+                    first_ts = raw.ts
+                last_ts = raw.ts
+                feed(raw)
+                n += 1
+                if progress is not None and not n & 0x3FFF:
+                    progress(reader.bytes_read if hasattr(reader, "bytes_read") else 0, total)
+        finally:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
+        summary = CaptureSummary(
+            source=os.fspath(path),
+            format=getattr(reader, "format", None),
+            packets=reader.packets,
+            bytes=reader.bytes,
+            first_ts=first_ts,
+            last_ts=last_ts,
+            link_types=tuple(reader.link_types),
+            truncated=bool(reader.truncated),
+            dropped=None,
+            weird=tuple(sorted(reader.weird.items())),
+        )
+        self.weird.update(reader.weird)
+        self.captures.append(summary)
+        return summary
+
+    def finish(self) -> EngineResult:
+        try:
+            self.decoder.finish()
+        except Exception as exc:
+            self._internal("decoder_finish", exc)
+        for rec in self.table.flush():
+            self._flow_done(rec)
+        self.weird.update(self.decoder.weird)
+        self.weird.update(self.table.weird)
+        self.weird.update(self.dns.weird)
+        dns = self.dns.finish()
+        self.flows.sort(key=lambda f: (f.flow.ts_start, f.flow.uid))
+        return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird)
+
+
+def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | None = None,
+               progress: ProgressFn | None = None) -> EngineResult:
+    """Read captures in order into one engine (one flow table: a capture split in files stays whole)."""
+    engine = Engine(config)
+    for p in paths:
+        engine.read(p, progress)
+    return engine.finish()

@@ -1,0 +1,239 @@
+"""Application-layer facts of one finished flow: which protocol it spoke and what it said.
+
+The flow table hands over the reassembled first bytes of each TCP direction and
+the first UDP datagrams; content sniffers (not ports) pick the parser, because
+APNs speaks TLS on 5223 and proxies on 3128/8080. Everything here is pure: a
+FlowRecord in, a FlowFacts out; parser errors become weirds on the flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzer.flows.reassembly import StreamData
+from analyzer.flows.records import FlowRecord
+from analyzer.protocols import http, ntp, quic, tls
+from analyzer.protocols._buffer import ParseError
+from analyzer.protocols.fingerprints import ja3, ja3s, ja4
+from analyzer.protocols.x509 import Certificate, parse_chain
+
+TCP, UDP = 6, 17
+
+
+@dataclass(frozen=True, slots=True)
+class TimedRecord:
+    """A TLS record after the handshake went encrypted: what a TLS 1.3 diagnosis can still see."""
+
+    ts: float | None
+    from_client: bool
+    content_type: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFacts:
+    session: tls.TLSSession
+    client_hello: tls.ClientHello | None
+    server_hello: tls.ServerHello | None
+    certificates: tuple[Certificate, ...]  # the server's chain, leaf first
+    ja3: str | None
+    ja3s: str | None
+    ja4: str | None
+    encrypted_records: tuple[TimedRecord, ...]  # both directions, in capture order
+    client_hello_ts: float | None
+    server_hello_ts: float | None
+    tunnelled: bool  # inside an HTTP CONNECT tunnel
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPFacts:
+    request: http.HTTPRequest | None
+    response: http.HTTPResponse | None
+
+    @property
+    def connect_target(self) -> str | None:
+        t = self.request.connect_target if self.request is not None else None
+        return f"{t.host}:{t.port}" if t is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class QUICFacts:
+    state: quic.QUICFlowState
+    ja4: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NTPFacts:
+    requests: int
+    replies: int  # server packets answering a client request
+    stratum: int | None
+    kiss_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFacts:
+    flow: FlowRecord
+    app: str | None  # tls | http | http-connect | quic | ntp | dns | None
+    tls: TLSFacts | None = None
+    http: HTTPFacts | None = None
+    quic: QUICFacts | None = None
+    ntp: NTPFacts | None = None
+    weirds: tuple[str, ...] = ()
+
+    @property
+    def server_name(self) -> str | None:
+        if self.tls is not None and self.tls.session.server_name:
+            return self.tls.session.server_name
+        if self.quic is not None:
+            st = self.quic.state
+            if st.client_hello is not None:
+                return st.client_hello.server_name
+            if st.gquic_hello is not None:
+                return st.gquic_hello.server_name
+        return None
+
+
+# -- TCP ---------------------------------------------------------------------
+
+def _ts_at(stream: StreamData | None, offset: int) -> float | None:
+    """Capture time of the segment that carried stream byte `offset`."""
+    if stream is None or not stream.segments:
+        return None
+    best = None
+    for start, ts in stream.segments:
+        if start > offset:
+            break
+        best = ts
+    return best
+
+
+def _arrival(client: StreamData | None, server: StreamData | None, c_base: int, s_base: int) -> list[tuple[bool, int]]:
+    """Per segment in capture order: (from_client, bytes of that direction delivered so far, from the TLS start)."""
+    events: list[tuple[float, bool, int]] = []
+    for stream, from_client, base in ((client, True, c_base), (server, False, s_base)):
+        if stream is None:
+            continue
+        segs = stream.segments
+        for i, (start, ts) in enumerate(segs):
+            end = segs[i + 1][0] if i + 1 < len(segs) else len(stream.data)
+            if end > base:
+                events.append((ts, from_client, end - base))
+    events.sort(key=lambda e: e[0])
+    return [(fc, n) for _, fc, n in events]
+
+
+def _tls(flow: FlowRecord, c_data: bytes, s_data: bytes, c_base: int, s_base: int, tunnelled: bool) -> tuple[TLSFacts, list[str]]:
+    cstream, sstream = flow.client.stream, flow.server.stream
+    cdir = tls.analyze_direction(c_data, from_client=True)
+    sdir = tls.analyze_direction(s_data, from_client=False)
+    session = tls.summarize_session(cdir, sdir, arrival=_arrival(cstream, sstream, c_base, s_base))
+    weirds = list(cdir.weirds) + list(sdir.weirds) + list(session.weirds)
+    certs, cert_weirds = parse_chain(session.cert_chain)
+    weirds.extend(cert_weirds)
+    ch, sh = cdir.client_hello, sdir.server_hello
+    timed: list[TimedRecord] = []
+    for d, stream, base in ((cdir, cstream, c_base), (sdir, sstream, s_base)):
+        for r in d.encrypted_records:
+            timed.append(TimedRecord(_ts_at(stream, base + r.offset), d.from_client, r.content_type, r.length))
+    timed.sort(key=lambda r: (r.ts is None, r.ts or 0.0))
+    ch_ts = _ts_at(cstream, c_base) if ch is not None else None
+    sh_ts = _ts_at(sstream, s_base) if sh is not None else None
+    facts = TLSFacts(
+        session=session, client_hello=ch, server_hello=sh, certificates=certs,
+        ja3=ja3(ch)[1] if ch is not None else None,
+        ja3s=ja3s(sh)[1] if sh is not None else None,
+        ja4=ja4(ch, "t") if ch is not None else None,
+        encrypted_records=tuple(timed), client_hello_ts=ch_ts, server_hello_ts=sh_ts, tunnelled=tunnelled,
+    )
+    return facts, weirds
+
+
+def _inspect_tcp(flow: FlowRecord) -> FlowFacts:
+    c_data = flow.client.stream.data if flow.client.stream is not None else b""
+    s_data = flow.server.stream.data if flow.server.stream is not None else b""
+    if not c_data and not s_data:
+        return FlowFacts(flow, None)
+    start = tls.tls_start(c_data) if c_data else None
+    if start is not None or (not c_data and tls.looks_like_tls(s_data)):
+        facts, weirds = _tls(flow, c_data[start or 0:], s_data, start or 0, 0, tunnelled=False)
+        return FlowFacts(flow, "tls", tls=facts, weirds=tuple(weirds))
+    if http.looks_like_http_request(c_data):
+        req = http.parse_request_head(c_data)
+        resp = http.parse_response_head(s_data) if http.looks_like_http_response(s_data) else None
+        facts_http = HTTPFacts(req, resp)
+        if req is not None and req.method == "CONNECT":
+            tunnel_tls = None
+            weirds: list[str] = []
+            if resp is not None and 200 <= resp.status < 300:
+                c_rest, s_rest = c_data[req.head_length:], s_data[resp.head_length:]
+                if tls.looks_like_tls(c_rest):
+                    tunnel_tls, weirds = _tls(flow, c_rest, s_rest, req.head_length, resp.head_length, tunnelled=True)
+            return FlowFacts(flow, "http-connect", tls=tunnel_tls, http=facts_http, weirds=tuple(weirds))
+        return FlowFacts(flow, "http", http=facts_http)
+    if flow.server_port == 53 or flow.client_port == 53:
+        return FlowFacts(flow, "dns")
+    return FlowFacts(flow, None)
+
+
+# -- UDP ---------------------------------------------------------------------
+
+def _timeline(flow: FlowRecord) -> list[tuple[float, bool, bytes]]:
+    items = [(d.ts, True, d.payload) for d in flow.client.datagrams]
+    items += [(d.ts, False, d.payload) for d in flow.server.datagrams]
+    items.sort(key=lambda x: x[0])
+    return items
+
+
+def _inspect_quic(flow: FlowRecord) -> FlowFacts:
+    asm = quic.QUICInitialAssembler()
+    weirds: list[str] = []
+    for _, from_client, payload in _timeline(flow):
+        for ev in asm.feed(payload, from_client):
+            if isinstance(ev, quic.QUICWeird):
+                weirds.append(ev.kind)
+    state = asm.state
+    ch = state.client_hello
+    return FlowFacts(flow, "quic", quic=QUICFacts(state, ja4(ch, "q") if ch is not None else None), weirds=tuple(weirds))
+
+
+def _inspect_ntp(flow: FlowRecord) -> FlowFacts:
+    requests: list[ntp.NTPPacket] = []
+    replies = 0
+    stratum: int | None = None
+    kiss: str | None = None
+    weirds: list[str] = []
+    for _, from_client, payload in _timeline(flow):
+        try:
+            pkt = ntp.parse_ntp(payload)
+        except ParseError as exc:
+            weirds.append(exc.kind)
+            continue
+        if from_client:
+            requests.append(pkt)
+        elif any(ntp.is_reply_to(r, pkt) for r in requests) or (requests and pkt.mode == ntp.NTPMode.SERVER):
+            replies += 1
+            stratum = pkt.stratum
+            kiss = pkt.kiss_code or kiss
+    return FlowFacts(flow, "ntp", ntp=NTPFacts(len(requests), replies, stratum, kiss), weirds=tuple(weirds))
+
+
+def _inspect_udp(flow: FlowRecord) -> FlowFacts:
+    first = flow.client.datagrams[0].payload if flow.client.datagrams else b""
+    if first and (quic.looks_like_quic(first) or quic.parse_gquic_client_hello(first) is not None):
+        return _inspect_quic(flow)
+    if flow.server_port == 123 or flow.client_port == 123:
+        return _inspect_ntp(flow)
+    if flow.server_port == 53 or flow.client_port == 53:
+        return FlowFacts(flow, "dns")
+    return FlowFacts(flow, None)
+
+
+INSPECTORS: dict[int, Callable[[FlowRecord], FlowFacts]] = {TCP: _inspect_tcp, UDP: _inspect_udp}
+
+
+def inspect_flow(flow: FlowRecord) -> FlowFacts:
+    inspector = INSPECTORS.get(flow.proto)
+    if inspector is None:
+        return FlowFacts(flow, None)
+    return inspector(flow)
