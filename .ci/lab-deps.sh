@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install what the real-network lab (analyzer/lab, tests/lab) needs. Idempotent; needs root.
+#   Debian packages: the servers, firewall, capture and client tools the lab runs.
+#   mitmproxy: in its own venv (/opt/apple-net-lab/mitm-venv), because its pinned
+#   dependencies must not clash with the project's venv.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "lab-deps: not root, skipping (the lab tests will skip too)" >&2
+    exit 0
+fi
+
+PKGS=(
+    iproute2 iptables nftables conntrack ethtool    # namespaces, veth, firewall, conntrack flush
+    tcpdump tshark                                   # capture; tshark reads the captures in tests
+    nginx openssl chrony                             # Apple-like servers (TLS 443/5223, HTTP 80, NTP)
+    dnsmasq unbound                                  # resolver; unbound for the DNSSEC-bogus SERVFAIL
+    squid-openssl                                    # explicit proxy + ssl-bump interception
+    curl dnsutils                                    # clients (curl; dig for people poking at the lab)
+    python3-venv                                     # for the mitmproxy venv
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # tshark asks whether non-root users may capture; answer no without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+MITM_VENV=${APPLE_NET_LAB_MITM_VENV:-/opt/apple-net-lab/mitm-venv}
+if [ ! -x "$MITM_VENV/bin/mitmdump" ]; then
+    PY=${LAB_PYTHON:-python3}
+    mkdir -p "$(dirname "$MITM_VENV")"
+    "$PY" -m venv "$MITM_VENV"
+    log=$(mktemp)
+    if ! "$MITM_VENV/bin/python" -m pip install -q --disable-pip-version-check mitmproxy >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+fi
+"$MITM_VENV/bin/mitmdump" --version | sed -n 1p
+echo "lab-deps: ok"

@@ -1,0 +1,397 @@
+"""Every lab scenario: the firewall it sets, what the client runs, and the truth it records.
+
+Scenarios run one after another on the same lab; each sets its own router
+rules (iptables argv tails for the LAB_* chains) and gets its own capture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analyzer.lab import addresses as A
+from analyzer.lab import clients as C
+from analyzer.lab import truth as T
+from analyzer.lab.firewall import (
+    Rule,
+    dns_drop,
+    drop,
+    redirect,
+    reject_icmp,
+    reject_rst,
+    sni_match,
+)
+from analyzer.lab.truth import Json
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One client command in the client namespace, and whether it should succeed."""
+
+    argv: tuple[str, ...]
+    expect_ok: bool
+    stdin: bytes = b""
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    shows: str  # one paragraph for the README: what the capture shows
+    steps: tuple[Step, ...]
+    truth: Json
+    rules: tuple[Rule, ...] = ()
+    settle: float = 0.3  # seconds of capture after the last step (late FINs, ICMP)
+    tags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFiles:
+    trust_apple: Path
+    trust_managed: Path
+    scratch: Path  # pidfiles of client-side chronyd
+
+
+# --- scenario helpers ------------------------------------------------------------------------
+
+def _truth(flows: list[Json], dns: list[Json], **extra: object) -> Json:
+    return {"flows": flows, "dns": dns, **extra}
+
+
+def _https(name: str) -> str:
+    return f"https://{name}/"
+
+
+def _interception(f: ClientFiles, proxy: str, version: str, trusting: bool) -> Scenario:
+    """gs.apple.com redirected into mitmproxy or squid; the client pins (rejects) or trusts the corporate CA."""
+    port = A.MITM_PORT if proxy == "mitmproxy" else A.SQUID_BUMP_PORT
+    name = "gs.apple.com"
+    cafile = f.trust_managed if trusting else f.trust_apple
+    tls_v = "1.2" if version == "TLS 1.2" else "1.3"
+    info = T.INSPECTION[proxy]
+    if proxy == "mitmproxy":
+        step = Step(tuple(C.curl(_https(name), cafile, tls=tls_v)), expect_ok=trusting)
+        tool, alpn = "curl", T.CURL_ALPN
+    else:
+        step = Step(tuple(C.python_client("tls", name, cafile, "--tls", tls_v)), expect_ok=trusting)
+        tool, alpn = "python ssl", T.PY_ALPN
+    # mitmproxy signs leaves with its root directly; squid sends the forged
+    # leaf and the Zscaler intermediate.
+    forged = [T.cert(f"CN={name}", info["issuer"])]
+    if proxy == "squid":
+        forged.append(T.cert(T.ZSCALER_INT, T.ZSCALER_ROOT))
+    clear = version == "TLS 1.2"
+    if trusting:
+        tls_info = T.tls(version, True, alpn=alpn, offered=version, certificates=forged if clear else None)
+    else:
+        # OpenSSL clients (curl, Python ssl) send this alert before switching
+        # to their handshake keys, so it is in clear even in TLS 1.3.
+        tls_info = T.tls(version, False, alpn=alpn, offered=version, certificates=forged if clear else None,
+                         alert=T.alert("client", "unknown_ca", 48))
+    who = "a managed Mac that trusts the corporate CA" if trusting else "a pinning client that trusts only Apple's root"
+    if clear:
+        seen = "The forged certificate and its issuer are in clear."
+    elif trusting:
+        seen = "The certificate is encrypted: only the proxy's TTL of 64 on the SYN-ACK and ServerHello tells."
+    else:
+        seen = ("The certificate is encrypted; the proxy's TTL of 64 and the client's unknown_ca alert, which "
+                "OpenSSL sends in clear even in TLS 1.3, tell.")
+    return Scenario(
+        name=f"intercept_{proxy}_{'tls12' if clear else 'tls13'}_{'trust' if trusting else 'reject'}",
+        shows=(f"{version} to gs.apple.com, transparently intercepted by {info['software']} "
+               f"(issuer {info['issuer']}); the client is {who}. {seen}"),
+        rules=(redirect(A.GS_IP, 443, port),),
+        steps=(step,),
+        truth=_truth(
+            [T.flow(A.GS_IP, 443, "intercepted", sni=name, tls_info=tls_info, inspection=proxy,
+                    reply_ttl=T.ROUTER_TTL, client_tool=tool,
+                    note="client completed the handshake through the proxy" if trusting
+                    else "client aborted on the substitute certificate")],
+            [T.resolved(name)],
+        ),
+        tags=("interception", proxy),
+    )
+
+
+def build_scenarios(f: ClientFiles) -> list[Scenario]:
+    ta = f.trust_apple
+    gs, mesu_name = "gs.apple.com", A.CNAME_CHAIN[0]
+    courier = "1-courier.push.apple.com"
+    apns_ok = T.tls("TLS 1.3", True, alpn=T.APNS_ALPN)
+    chain_names = list(A.CNAME_CHAIN)
+    mesu_dns = T.dns(mesu_name, "NOERROR", "ok", [
+        T.cname(A.CNAME_CHAIN[0], A.CNAME_CHAIN[1]), T.cname(A.CNAME_CHAIN[1], A.CNAME_CHAIN[2]),
+        T.a(A.CNAME_CHAIN[2], A.CNAME_TARGET_IP)])
+    out = [
+        Scenario(
+            "tls13_ok",
+            "DNS lookup of gs.apple.com, then a TLS 1.3 handshake and an HTTP/2 GET that succeed (curl).",
+            (Step(tuple(C.curl(_https(gs), ta, tls="1.3")), True),),
+            _truth([T.flow(A.GS_IP, 443, "ok", sni=gs, tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN),
+                           client_tool="curl")], [T.resolved(gs)]),
+        ),
+        Scenario(
+            "tls12_ok",
+            "TLS 1.2 to gsa.apple.com with openssl s_client: the certificate chain (gs.apple.com <- Apple Server "
+            "Authentication CA <- Apple Root CA, lab copies) is visible in clear.",
+            (Step(tuple(C.s_client("gsa.apple.com", 443, ta, ["-tls1_2"])), True, stdin=C.http_request("gsa.apple.com")),),
+            _truth([T.flow(A.GS_IP, 443, "ok", sni="gsa.apple.com", client_tool="openssl s_client",
+                           tls_info=T.tls("TLS 1.2", True, alpn=T.NO_ALPN, offered="TLS 1.2",
+                                          certificates=T.chain_for(gs, T.APPLE_AUTH_CA)))],
+                   [T.resolved("gsa.apple.com")]),
+        ),
+        Scenario(
+            "apns_5223_ok",
+            "APNs-like client (Python ssl, ALPN apns-security-v3) connects to 1-courier.push.apple.com:5223 and "
+            "exchanges data.",
+            (Step(tuple(C.python_client("apns", courier, ta)), True),),
+            _truth([T.flow(A.COURIER_IP, 5223, "ok", sni=courier, tls_info=apns_ok, client_tool="python ssl")],
+                   [T.resolved(courier)]),
+        ),
+        Scenario(
+            "syn_blackholed",
+            "The router drops everything to gs.apple.com:443: SYN and its retransmissions, no answer; curl gives up "
+            "after 3 s.",
+            (Step(tuple(C.curl(_https(gs), ta)), False),),
+            _truth([T.flow(A.GS_IP, 443, "no_response", sni=None, names=[gs], state="S0", reply_ttl=None,
+                           client_tool="curl", note="SYN retransmitted, never answered")], [T.resolved(gs)]),
+            rules=(drop(A.GS_IP, 443),),
+        ),
+        Scenario(
+            "rejected_rst",
+            "The router rejects connections to gs.apple.com:443 with a TCP reset in the server's name: the RST "
+            "carries the router's TTL (64), not the server's (63).",
+            (Step(tuple(C.curl(_https(gs), ta)), False),),
+            _truth([T.flow(A.GS_IP, 443, "refused", names=[gs], reset_by="middlebox", state="REJ",
+                           reply_ttl=None, reset_ttl=T.ROUTER_TTL, client_tool="curl")], [T.resolved(gs)]),
+            rules=(reject_rst(A.GS_IP, 443),),
+        ),
+        Scenario(
+            "closed_port_rst",
+            "gdmf.apple.com resolves to an Apple address where nothing listens on 443: the real server's kernel "
+            "answers the SYN with RST (TTL 63).",
+            (Step(tuple(C.curl(_https("gdmf.apple.com"), ta)), False),),
+            _truth([T.flow(A.CLOSED_IP, 443, "refused", names=["gdmf.apple.com"], reset_by="server", state="REJ",
+                           reply_ttl=None, reset_ttl=T.SERVER_TTL, client_tool="curl")],
+                   [T.resolved("gdmf.apple.com")]),
+        ),
+        Scenario(
+            "apns_5223_blocked_443_fallback",
+            "Port 5223 is dropped by the router: the APNs-like client's SYNs to 5223 go unanswered for 3 s, then it "
+            "falls back to 443 on the same courier, which works.",
+            (Step(tuple(C.python_client("apns", courier, ta)), True),),
+            _truth([T.flow(A.COURIER_IP, 5223, "no_response", names=[courier], state="S0", reply_ttl=None,
+                           client_tool="python ssl"),
+                    T.flow(A.COURIER_IP, 443, "ok", sni=courier, tls_info=apns_ok, client_tool="python ssl")],
+                   [T.resolved(courier)]),
+            rules=(drop(A.COURIER_IP, 5223),),
+        ),
+        Scenario(
+            "ntp_ok",
+            "chronyd -Q looks up time.apple.com and gets an NTP answer from chrony on UDP 123.",
+            (Step(tuple(C.chrony_query("time.apple.com", f.scratch / "chrony-q.pid")), True),),
+            _truth([T.flow(A.TIME_IP, 123, "ok", proto="udp", names=["time.apple.com"], client_tool="chronyd -Q")],
+                   [T.resolved("time.apple.com")]),
+        ),
+        Scenario(
+            "ntp_icmp_unreachable",
+            "The router rejects NTP with ICMP port unreachable (sent from the router's own address 10.77.0.1, "
+            "quoting the client's NTP request).",
+            (Step(tuple(C.chrony_query("time.apple.com", f.scratch / "chrony-q.pid")), False),),
+            _truth([T.flow(A.TIME_IP, 123, "refused", proto="udp", names=["time.apple.com"], reset_by="middlebox",
+                           reply_ttl=None, icmp={"type": 3, "code": 3, "from": A.ROUTER_CLIENT_IP, "ttl": T.ROUTER_TTL},
+                           client_tool="chronyd -Q")],
+                   [T.resolved("time.apple.com")]),
+            rules=(reject_icmp(A.TIME_IP, 123),),
+        ),
+        Scenario(
+            "ntp_no_reply",
+            "The router drops NTP: the client's requests to time.apple.com:123 get no answer.",
+            (Step(tuple(C.chrony_query("time.apple.com", f.scratch / "chrony-q.pid")), False),),
+            _truth([T.flow(A.TIME_IP, 123, "no_response", proto="udp", names=["time.apple.com"], reply_ttl=None,
+                           client_tool="chronyd -Q")], [T.resolved("time.apple.com")]),
+            rules=(drop(A.TIME_IP, 123, "udp"),),
+        ),
+        Scenario(
+            "dns_nxdomain",
+            f"The resolver answers NXDOMAIN for {A.NXDOMAIN_NAME}; curl never connects.",
+            (Step(tuple(C.curl(_https(A.NXDOMAIN_NAME), ta)), False),),
+            _truth([], [T.dns(A.NXDOMAIN_NAME, "NXDOMAIN", "nxdomain")]),
+        ),
+        Scenario(
+            "dns_sinkhole",
+            f"A DNS filter answers {A.SINKHOLED_NAME} with 0.0.0.0 (dnsmasq address=); the client's connection "
+            "goes to its own host and never reaches the wire.",
+            (Step(tuple(C.curl(_https(A.SINKHOLED_NAME), ta)), False),),
+            _truth([], [T.dns(A.SINKHOLED_NAME, "NOERROR", "sinkholed", [T.a(A.SINKHOLED_NAME, "0.0.0.0")])]),
+        ),
+        Scenario(
+            "dns_servfail",
+            f"dnsmasq forwards {A.SERVFAIL_NAME} to unbound, which finds the answer DNSSEC-bogus (a trust anchor "
+            "for an unsigned zone): the client gets SERVFAIL.",
+            (Step(tuple(C.curl(_https(A.SERVFAIL_NAME), ta)), False),),
+            _truth([], [T.dns(A.SERVFAIL_NAME, "SERVFAIL", "servfail")]),
+        ),
+        Scenario(
+            "dns_no_response",
+            f"The router silently drops DNS queries for {A.SILENT_NAME}: two queries, no answer.",
+            (Step(tuple(C.curl(_https(A.SILENT_NAME), ta, timeout=4)), False),),
+            _truth([], [T.dns(A.SILENT_NAME, None, "no_response")]),
+            rules=(dns_drop(A.SILENT_NAME),),
+        ),
+        Scenario(
+            "dns_cname_chain",
+            "mesu.apple.com -> mesu.apple.com.akadns.net -> mesu.apple.com.edgekey.net -> 17.253.1.12, then TLS 1.2 "
+            "to that address (issuer Apple Public Server RSA CA 12 - G1 in clear).",
+            (Step(tuple(C.curl(_https(mesu_name), ta, tls="1.2")), True),),
+            _truth([T.flow(A.MESU_IP, 443, "ok", sni=mesu_name, names=chain_names, client_tool="curl",
+                           tls_info=T.tls("TLS 1.2", True, alpn=T.CURL_ALPN, offered="TLS 1.2",
+                                          certificates=T.chain_for(mesu_name, T.APPLE_PUBLIC_CA)))],
+                   [mesu_dns]),
+        ),
+        Scenario(
+            "server_tls_alert",
+            "openssl s_client offers only TLS 1.2 with AES128-SHA, which the server refuses: a fatal "
+            "handshake_failure alert (40) from the server, in clear.",
+            (Step(tuple(C.s_client(gs, 443, ta, ["-tls1_2", "-cipher", "AES128-SHA"])), False,
+                  stdin=C.http_request(gs)),),
+            _truth([T.flow(A.GS_IP, 443, "tls_failed", sni=gs, client_tool="openssl s_client",
+                           tls_info=T.tls(None, False, alpn=T.NO_ALPN, offered="TLS 1.2",
+                                          alert=T.alert("server", "handshake_failure", 40)))],
+                   [T.resolved(gs)]),
+        ),
+        Scenario(
+            "server_tls_unrecognized_name",
+            "configuration.apple.com resolves to the gs server, which does not host that name: nginx "
+            "(ssl_reject_handshake) answers the ClientHello with a fatal unrecognized_name alert (112).",
+            (Step(tuple(C.curl(_https("configuration.apple.com"), ta)), False),),
+            _truth([T.flow(A.GS_IP, 443, "tls_failed", sni="configuration.apple.com", client_tool="curl",
+                           tls_info=T.tls(None, False, alpn=T.CURL_ALPN,
+                                          alert=T.alert("server", "unrecognized_name", 112)),
+                           note="the alert comes instead of a ServerHello")],
+                   [T.resolved("configuration.apple.com")]),
+        ),
+    ]
+    for proxy in ("mitmproxy", "squid"):
+        for version in ("TLS 1.2", "TLS 1.3"):
+            for trusting in (False, True):
+                out.append(_interception(f, proxy, version, trusting))
+    proxy_url = f"http://{A.ROUTER_CLIENT_IP}:{A.PROXY_PORT}"
+    auth_url = f"http://{A.ROUTER_CLIENT_IP}:{A.PROXY_AUTH_PORT}"
+    out += [
+        Scenario(
+            "proxy_connect_allowed",
+            "Explicit proxy (squid): CONNECT gs.apple.com:443 answered 200, then TLS to gs.apple.com inside the "
+            "tunnel. The client does no DNS; the proxy resolves.",
+            (Step(tuple(C.curl(_https(gs), ta, proxy=proxy_url)), True),),
+            _truth([T.flow(A.ROUTER_CLIENT_IP, A.PROXY_PORT, "ok", sni=gs, reply_ttl=T.ROUTER_TTL,
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN), client_tool="curl",
+                           proxy={"connect_target": "gs.apple.com:443", "status": 200})], []),
+        ),
+        Scenario(
+            "proxy_connect_denied",
+            "Explicit proxy (squid) policy denies CONNECT gateway.icloud.com:443 with 403 Forbidden.",
+            (Step(tuple(C.curl(_https("gateway.icloud.com"), ta, proxy=proxy_url)), False),),
+            _truth([T.flow(A.ROUTER_CLIENT_IP, A.PROXY_PORT, "refused", names=["gateway.icloud.com"],
+                           reply_ttl=T.ROUTER_TTL, client_tool="curl",
+                           proxy={"connect_target": "gateway.icloud.com:443", "status": 403})], []),
+        ),
+        Scenario(
+            "proxy_connect_auth_required",
+            "Explicit proxy (squid) that wants credentials: CONNECT gs.apple.com:443 answered 407 Proxy "
+            "Authentication Required (APNs and other daemons cannot answer it).",
+            (Step(tuple(C.curl(_https(gs), ta, proxy=auth_url)), False),),
+            _truth([T.flow(A.ROUTER_CLIENT_IP, A.PROXY_AUTH_PORT, "refused", names=[gs], reply_ttl=T.ROUTER_TTL,
+                           client_tool="curl", proxy={"connect_target": "gs.apple.com:443", "status": 407})], []),
+        ),
+        Scenario(
+            "sni_reset",
+            "A DPI rule on the router matches 'identity.apple.com' in the ClientHello and answers with a TCP reset in "
+            "the server's name (TTL 64); the server never sees the ClientHello.",
+            (Step(tuple(C.curl(_https("identity.apple.com"), ta)), False),),
+            _truth([T.flow(A.IDENTITY_IP, 443, "reset", sni="identity.apple.com", reset_by="middlebox", state="RSTR",
+                           reset_ttl=T.ROUTER_TTL, tls_info=T.tls(None, False, alpn=T.CURL_ALPN), client_tool="curl",
+                           note="SYN-ACK from the server (TTL 63), RST right after the ClientHello from the router (TTL 64)")],
+                   [T.resolved("identity.apple.com")]),
+            rules=(sni_match("identity.apple.com", "reset"),),
+        ),
+        Scenario(
+            "sni_drop",
+            "A DPI rule on the router drops every segment carrying 'gsa.apple.com': the TCP handshake completes, the "
+            "ClientHello is retransmitted and never answered; curl gives up after 3 s.",
+            (Step(tuple(C.curl(_https("gsa.apple.com"), ta)), False),),
+            _truth([T.flow(A.GS_IP, 443, "no_response", sni="gsa.apple.com", client_tool="curl",
+                           tls_info=T.tls(None, False, alpn=T.CURL_ALPN),
+                           note="handshake done (server TTL 63), ClientHello retransmitted, no server data")],
+                   [T.resolved("gsa.apple.com")]),
+            rules=(sni_match("gsa.apple.com", "drop"),),
+        ),
+        _mixed_session(f),
+    ]
+    return out
+
+
+def _mixed_session(f: ClientFiles) -> Scenario:
+    """A dozen flows of different outcomes in one capture, in the order a Mac waking up might make them."""
+    ta, tm = f.trust_apple, f.trust_managed
+    courier = "1-courier.push.apple.com"
+    steps = [
+        Step(tuple(C.curl(_https("gs.apple.com"), ta)), True),
+        Step(tuple(C.curl("http://ocsp.apple.com/ocsp", ta)), True),
+        Step(tuple(C.chrony_query("time.apple.com", f.scratch / "chrony-q.pid")), True),
+        Step(tuple(C.python_client("apns", courier, ta)), True),
+        Step(tuple(C.curl(_https(A.CNAME_CHAIN[0]), ta)), True),
+        Step(tuple(C.curl(_https("identity.apple.com"), ta)), False),
+        Step(tuple(C.curl(_https("gsa.apple.com"), ta)), False),
+        Step(tuple(C.curl(_https("setup.icloud.com"), ta)), False),
+        Step(tuple(C.curl(_https("gdmf.apple.com"), ta)), False),
+        Step(tuple(C.curl(_https(A.SINKHOLED_NAME), ta)), False),
+        Step(tuple(C.curl(_https(A.NXDOMAIN_NAME), ta)), False),
+        Step(tuple(C.curl(_https(A.SILENT_NAME), ta, timeout=4)), False),
+        Step(tuple(C.curl(_https("www.example.net"), tm)), True),
+    ]
+    apns_ok = T.tls("TLS 1.3", True, alpn=T.APNS_ALPN)
+    flows = [
+        T.flow(A.GS_IP, 443, "ok", sni="gs.apple.com", tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN)),
+        T.flow(A.OCSP_IP, 80, "ok", names=["ocsp.apple.com"], note="HTTP GET /ocsp, Host ocsp.apple.com"),
+        T.flow(A.TIME_IP, 123, "ok", proto="udp", names=["time.apple.com"]),
+        T.flow(A.COURIER_IP, 5223, "no_response", names=[courier], state="S0", reply_ttl=None),
+        T.flow(A.COURIER_IP, 443, "ok", sni=courier, tls_info=apns_ok),
+        T.flow(A.MESU_IP, 443, "ok", sni=A.CNAME_CHAIN[0], names=list(A.CNAME_CHAIN),
+               tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN)),
+        T.flow(A.IDENTITY_IP, 443, "intercepted", sni="identity.apple.com", inspection="mitmproxy",
+               reply_ttl=T.ROUTER_TTL, tls_info=T.tls("TLS 1.3", False, alpn=T.CURL_ALPN,
+                                                         alert=T.alert("client", "unknown_ca", 48)),
+               note="mitmproxy, TLS 1.3, pinning client aborts"),
+        T.flow(A.GS_IP, 443, "reset", sni="gsa.apple.com", reset_by="middlebox", state="RSTR", reset_ttl=T.ROUTER_TTL,
+               tls_info=T.tls(None, False, alpn=T.CURL_ALPN),
+               note="SNI-based reset on the same address where gs.apple.com works"),
+        T.flow(A.SETUP_IP, 443, "refused", names=["setup.icloud.com"], reset_by="middlebox", state="REJ",
+               reply_ttl=None, reset_ttl=T.ROUTER_TTL),
+        T.flow(A.CLOSED_IP, 443, "refused", names=["gdmf.apple.com"], reset_by="server", state="REJ",
+               reply_ttl=None, reset_ttl=T.SERVER_TTL),
+        T.flow(A.CONTROL_IP, 443, "ok", sni="www.example.net", tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN),
+               note="non-Apple control server (openssl s_server)"),
+    ]
+    dns = [T.resolved("gs.apple.com"), T.resolved("ocsp.apple.com"), T.resolved("time.apple.com"), T.resolved(courier),
+           T.dns(A.CNAME_CHAIN[0], "NOERROR", "ok", [T.cname(A.CNAME_CHAIN[0], A.CNAME_CHAIN[1]),
+                                                    T.cname(A.CNAME_CHAIN[1], A.CNAME_CHAIN[2]),
+                                                    T.a(A.CNAME_CHAIN[2], A.CNAME_TARGET_IP)]),
+           T.resolved("identity.apple.com"), T.resolved("gsa.apple.com"), T.resolved("setup.icloud.com"),
+           T.resolved("gdmf.apple.com"),
+           T.dns(A.SINKHOLED_NAME, "NOERROR", "sinkholed", [T.a(A.SINKHOLED_NAME, "0.0.0.0")]),
+           T.dns(A.NXDOMAIN_NAME, "NXDOMAIN", "nxdomain"), T.dns(A.SILENT_NAME, None, "no_response"),
+           T.resolved("www.example.net")]
+    return Scenario(
+        "mixed_session",
+        "One capture, thirteen client actions like a Mac's: TLS 1.3 ok, OCSP over HTTP, NTP, APNs 5223 blackholed "
+        "with 443 fallback, a CDN CNAME chain, a mitmproxy interception (TLS 1.3, rejected), an SNI reset of "
+        "gsa.apple.com on the address where gs.apple.com works, a rejected setup.icloud.com, a closed port, a "
+        "sinkholed, an NXDOMAIN and an unanswered lookup, and a non-Apple control server.",
+        tuple(steps),
+        _truth(flows, dns),
+        rules=(drop(A.COURIER_IP, 5223), redirect(A.IDENTITY_IP, 443, A.MITM_PORT), sni_match("gsa.apple.com", "reset"),
+               reject_rst(A.SETUP_IP, 443), dns_drop(A.SILENT_NAME)),
+        settle=0.5,
+        tags=("mixed",),
+    )

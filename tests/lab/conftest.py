@@ -1,0 +1,62 @@
+"""The lab runs once per test session, into a temporary directory, and every lab test reads its captures.
+
+Skips (with the reason) only where the lab cannot exist: not root, or no
+`ip netns`. Missing lab software is an error, not a skip: CI installs it with
+.ci/lab-deps.sh and must run these tests.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from analyzer.lab.netns import netns_available
+from analyzer.lab.runner import ScenarioResult, run_lab
+
+
+@dataclass(frozen=True, slots=True)
+class LabRun:
+    out: Path
+    results: dict[str, ScenarioResult]
+    seconds: float
+
+
+_RUNS: list[LabRun] = []  # the one run, for the terminal summary
+_LAB_TESTS: set[str] = set()  # node ids of tests marked lab
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> LabRun:
+    reason = netns_available()
+    if reason:
+        pytest.skip(f"lab skipped: {reason}")
+    out = tmp_path_factory.mktemp("lab")
+    started = time.monotonic()
+    results = run_lab(out)
+    run = LabRun(out, {r.name: r for r in results}, time.monotonic() - started)
+    _RUNS.append(run)
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _LAB_TESTS.update(item.nodeid for item in items if item.get_closest_marker("lab"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    stats = terminalreporter.stats
+    lab_tests = {outcome: sum(1 for r in stats.get(outcome, []) if getattr(r, "nodeid", None) in _LAB_TESTS)
+                 for outcome in ("passed", "failed", "error", "skipped")}
+    if not any(lab_tests.values()):
+        return
+    if _RUNS:
+        run = _RUNS[0]
+        as_built = sum(1 for r in run.results.values() if r.ok)
+        line = (f"lab: {len(run.results)} scenarios ran ({as_built} as built) in {run.seconds:.1f} s; "
+                f"lab tests: {lab_tests['passed']} passed, {lab_tests['failed'] + lab_tests['error']} failed, "
+                f"{lab_tests['skipped']} skipped")
+    else:
+        line = f"lab: no scenario ran; lab tests: {lab_tests['skipped']} skipped"
+    terminalreporter.write_sep("-", line)
