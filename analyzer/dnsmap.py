@@ -119,6 +119,7 @@ class DNSTracker:
         self.pending_timeout = pending_timeout
         self.max_pending = max_pending
         self._pending: dict[TransactionKey, tuple[float, DNSMessage, str]] = {}
+        self._answered: dict[TransactionKey, float] = {}  # recently paired, to spot duplicate responses
         self.transactions: list[DNSTransaction] = []
         self.weird: Counter[str] = Counter()
         self._last_expire = 0.0
@@ -143,6 +144,10 @@ class DNSTracker:
         else:
             key = transaction_key(msg, (dst, dport), (src, sport))
             pending = self._pending.pop(key, None)
+            if pending is None and ts - self._answered.get(key, float("-inf")) < self.pending_timeout:
+                # A second answer to one question (the resolver answered a retransmitted query too).
+                self.weird["dns_duplicate_response"] += 1
+                return
             if pending is None:
                 if sport != MDNS_PORT and dport != MDNS_PORT:
                     # mDNS announcements are unsolicited by design; elsewhere an answer to no query is odd.
@@ -150,6 +155,7 @@ class DNSTracker:
                 self.transactions.append(self._transaction(ts, dst, dport, src, sport, transport, None, msg, ts))
             else:
                 qts, query, _ = pending
+                self._answered[key] = ts
                 self.transactions.append(self._transaction(qts, dst, dport, src, sport, transport, query, msg, ts))
         if ts - self._last_expire > self.pending_timeout:
             self._expire(ts)
@@ -189,6 +195,7 @@ class DNSTracker:
     def _expire(self, now: float, force: bool = False) -> None:
         self._last_expire = now
         horizon = now - self.pending_timeout
+        self._answered = {k: t for k, t in self._answered.items() if t >= horizon}
         for key, (ts, msg, transport) in list(self._pending.items()):
             if ts < horizon or force:
                 del self._pending[key]

@@ -25,6 +25,7 @@ from analyzer.catalogue.model import (
     IssuerMatch,
     Proxy,
     Section,
+    Sinkhole,
     Source,
     Status,
 )
@@ -129,6 +130,21 @@ APPLE_ISSUER_KEYS: dict[str, tuple[bool, Check, str]] = {
 }
 
 _MATCH_FIELDS = {"cn", "o", "ou", "dn"}
+
+def _is_cidr(v: Any) -> bool:
+    try:
+        ipaddress.ip_network(v, strict=True)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+SINKHOLE_KEYS: dict[str, tuple[bool, Check, str]] = {
+    "address": (True, _is_cidr, "an address or CIDR"),
+    "product": (True, _is_str, "the product answering with it"),
+    "source": (True, _is_str, "where the fact comes from"),
+    "note": (False, _is_str, "a string"),
+}
 
 PRODUCT_KEYS: dict[str, tuple[bool, Check, str]] = {
     "product": (True, _is_str, "the product name"),
@@ -240,6 +256,7 @@ class Catalogue:
     apple_issuers: tuple[AppleIssuer, ...]
     inspection_products: tuple[InspectionProduct, ...]
     edition: str | None = None
+    sinkholes: tuple[Sinkhole, ...] = ()
 
     def for_edition(self, edition: str | None) -> "Catalogue":
         if edition is None:
@@ -247,7 +264,8 @@ class Catalogue:
         if edition not in EDITIONS:
             raise CatalogueError(f"unknown edition {edition!r} (choose from {', '.join(EDITIONS)})")
         kept = tuple(e for e in self.entries if edition in e.editions)
-        return Catalogue(self.sections, self.sources, kept, self.apple_issuers, self.inspection_products, edition)
+        return Catalogue(self.sections, self.sources, kept, self.apple_issuers, self.inspection_products, edition,
+                         self.sinkholes)
 
     def entry(self, entry_id: str) -> Entry:
         for e in self.entries:
@@ -345,5 +363,16 @@ def load_catalogue(
             matches = tuple(IssuerMatch(m["field"], m["contains"].lower()) for m in raw["match"])
             products.append(InspectionProduct(raw["product"], matches, raw.get("source", ""), raw.get("note"), label))
 
-    cat = Catalogue(sections, sources, tuple(entries), tuple(apple_issuers), tuple(products))
+    sinkholes: list[Sinkhole] = []
+    dns_file = root / "dns.toml"
+    if dns_file.is_file():
+        doc = _read_toml(dns_file, "dns.toml")
+        unknown = sorted(set(doc) - {"sinkhole"})
+        if unknown:
+            raise CatalogueError(f"dns.toml: unknown top-level key {unknown[0]!r}")
+        for i, raw in enumerate(doc.get("sinkhole", [])):
+            _check_keys(raw, SINKHOLE_KEYS, f"dns.toml: sinkhole #{i + 1}")
+            sinkholes.append(Sinkhole(ipaddress.ip_network(raw["address"]), raw["product"], raw["source"], raw.get("note")))
+
+    cat = Catalogue(sections, sources, tuple(entries), tuple(apple_issuers), tuple(products), None, tuple(sinkholes))
     return cat.for_edition(edition)

@@ -125,3 +125,13 @@ class InspectionProduct:
     source: str
     note: str | None
     file: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sinkhole:
+    """An address DNS filters answer with instead of the real one (block page)."""
+
+    network: IPNetwork
+    product: str
+    source: str
+    note: str | None

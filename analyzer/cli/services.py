@@ -83,7 +83,8 @@ def _filter(cat: Catalogue, section: str | None, host: str | None) -> list[Entry
 def cmd_list(args: argparse.Namespace) -> int:
     cat = _load(args)
     entries = _filter(cat, args.section, args.host)
-    sub = Catalogue(cat.sections, cat.sources, tuple(entries), cat.apple_issuers, cat.inspection_products, cat.edition)
+    sub = Catalogue(cat.sections, cat.sources, tuple(entries), cat.apple_issuers, cat.inspection_products, cat.edition,
+                    cat.sinkholes)
     if args.format == "json":
         write_text(export_json(sub), args.output)
     elif args.format == "csv":

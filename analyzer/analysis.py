@@ -1,0 +1,133 @@
+"""The public Python API: `analyzer.analyze(paths) -> Analysis`.
+
+A notebook gets exactly what the CLI gets: the same report dict, plus typed
+pandas DataFrames of services, flows, DNS transactions and findings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from analyzer.catalogue import Catalogue, load_catalogue
+from analyzer.diagnosis import Diagnosis, build_report, diagnose
+from analyzer.engine import EngineConfig, EngineResult, ProgressFn, run_engine
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Analysis:
+    """The result of analysing one or more captures."""
+
+    def __init__(self, result: EngineResult, diagnosis: Diagnosis, catalogue: Catalogue) -> None:
+        self.result = result
+        self.diagnosis = diagnosis
+        self.catalogue = catalogue
+        self.report: dict[str, Any] = build_report(result, diagnosis, catalogue)
+
+    @property
+    def headline(self) -> str:
+        return str(self.report["summary"]["headline"])
+
+    # -- DataFrames ------------------------------------------------------------
+    @cached_property
+    def services(self) -> "pd.DataFrame":
+        return _frame(self.report["services"], {"ports": object, "by_verdict": object}, ["flows", "attempts"])
+
+    @cached_property
+    def flows(self) -> "pd.DataFrame":
+        rows = []
+        for f in self.report["flows"]:
+            rows.append({
+                "id": f["id"], "ts_start": f["ts_start"], "ts_end": f["ts_end"], "proto": f["proto"],
+                "client_ip": f["client"]["ip"], "client_port": f["client"]["port"],
+                "server_ip": f["server"]["ip"], "server_port": f["server"]["port"],
+                "state": f["state"], "history": f["history"], "app": f["app"], "sni": f["sni"],
+                "names": f["names"], "service": f["service"], "attribution": f["attribution"],
+                "verdict": f["verdict"], "reason": f["reason"], "reset_by": f["reset_by"],
+                "tls_version": (f["tls"] or {}).get("version"),
+                "interception_product": (f["interception"] or {}).get("product"),
+                "rtt": f["rtt"]["syn_synack"], "packets_c2s": f["packets"]["c2s"], "packets_s2c": f["packets"]["s2c"],
+                "bytes_c2s": f["bytes"]["c2s"], "bytes_s2c": f["bytes"]["s2c"],
+                "wireshark_filter": f["wireshark_filter"],
+            })
+        df = _frame(rows, {"names": object}, ["client_port", "server_port", "packets_c2s", "packets_s2c",
+                                               "bytes_c2s", "bytes_s2c"])
+        return _times(df, ["ts_start", "ts_end"])
+
+    @cached_property
+    def dns(self) -> "pd.DataFrame":
+        rows = [{"ts": d["ts"], "client_ip": d["client"]["ip"], "server_ip": d["server"]["ip"],
+                 "transport": d["transport"], "query": d["query"], "qtype": d["qtype"], "rcode": d["rcode"],
+                 "answers": [a["data"] for a in d["answers"]], "chain": d["chain"], "addresses": d["addresses"],
+                 "service": d["service"], "verdict": d["verdict"], "reason": d["reason"]}
+                for d in self.report["dns"]]
+        return _times(_frame(rows, {"answers": object, "chain": object, "addresses": object}, []), ["ts"])
+
+    @cached_property
+    def findings(self) -> "pd.DataFrame":
+        return _frame(self.report["findings"], {"flows": object, "evidence": object}, [])
+
+    # -- outputs ---------------------------------------------------------------
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.report, indent=indent, default=str)
+
+    def to_html(self, **kwargs: Any) -> str:
+        from analyzer.report.html import render_html
+
+        return render_html(self.report, **kwargs)
+
+    def _repr_html_(self) -> str:  # Jupyter shows the answer, not an object address
+        return f"<b>{_escape(self.headline)}</b>"
+
+    def __repr__(self) -> str:
+        return f"<Analysis: {self.headline}>"
+
+
+def _escape(text: str) -> str:
+    from analyzer.report.escape import for_html
+
+    return for_html(text)
+
+
+def _frame(rows: list[dict[str, Any]], object_cols: dict[str, type], int_cols: list[str]) -> "pd.DataFrame":
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    for col in int_cols:
+        if col in df:
+            df[col] = df[col].astype("Int64")
+    for col in df.columns:
+        if col not in object_cols and col not in int_cols and df[col].dtype == object:
+            df[col] = df[col].astype("string")
+    return df
+
+
+def _times(df: "pd.DataFrame", cols: list[str]) -> "pd.DataFrame":
+    import pandas as pd
+
+    for col in cols:
+        if col in df:
+            df[col] = pd.to_datetime(df[col], unit="s", utc=True)
+    return df
+
+
+def analyze(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    edition: str | None = "current",
+    signatures: str | os.PathLike[str] | None = None,
+    all_services: bool = False,
+    config: EngineConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> Analysis:
+    """Analyse captures (read in order into one flow table) and diagnose them against the catalogue."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    catalogue = load_catalogue(signatures, edition=edition)
+    result = run_engine(list(paths), config, progress)
+    return Analysis(result, diagnose(result, catalogue, all_services=all_services), catalogue)

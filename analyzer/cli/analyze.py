@@ -1,0 +1,92 @@
+"""`apple-net analyze FILE...`: the product's answer for captures from a problem Mac."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from analyzer.catalogue import EDITIONS
+from analyzer.cli.output import write_text
+from analyzer.errors import AnalyzerError
+
+FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="which Apple services work in these captures, and what blocks the others",
+                       description="Attribute every flow to a documented Apple service, judge it (ok, no_response, "
+                       "refused, reset, tls_failed, intercepted, incomplete), find HTTPS inspection and DNS filtering, "
+                       "and say what to change.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures (read as one)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the report to PATH instead of stdout")
+    p.add_argument("--html", metavar="PATH", help="also write the HTML report to PATH")
+    p.add_argument("--edition", choices=EDITIONS, default="current", help="edition of Apple's article (default current)")
+    p.add_argument("--signatures", metavar="DIR", help="use this signatures directory instead of the packaged one")
+    p.add_argument("--all-services", action="store_true", help="list every catalogue entry, also those not seen")
+    p.add_argument("--fail-on", choices=("warning", "error"), help="exit 1 when a finding at or above this severity exists")
+    p.set_defaults(func=cmd_analyze)
+
+
+def _renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
+    if fmt == "json":
+        import json
+
+        return lambda r: json.dumps(r, indent=2, default=str) + "\n"
+    if fmt == "jsonl":
+        from analyzer.report.jsonl import render_jsonl
+
+        return render_jsonl
+    if fmt == "md":
+        from analyzer.report.markdown import render_markdown
+
+        return render_markdown
+    if fmt == "csv":
+        from analyzer.report.csv_report import render_csv
+
+        return render_csv
+    from analyzer.report.html import render_html
+
+    return render_html
+
+
+def _progress(files: list[str]) -> Any:
+    """A progress bar on stderr for long files, only when stderr is a terminal."""
+    total = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
+    if not sys.stderr.isatty() or total < 50 * 1024 * 1024:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True, console=None)
+    return bar
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from analyzer.analysis import analyze
+
+    for f in args.files:
+        if not Path(f).exists():
+            raise AnalyzerError(f"{f}: no such file")
+    analysis = analyze(args.files, edition=args.edition, signatures=args.signatures, all_services=args.all_services)
+    report = analysis.report
+    if args.format == "table":
+        from analyzer.report.terminal_report import render_terminal
+
+        if args.output and args.output != "-":
+            with open(args.output, "w", encoding="utf-8") as fh:
+                render_terminal(report, fh, color=False)
+        else:
+            render_terminal(report, sys.stdout)
+    else:
+        write_text(_renderer(args.format)(report), args.output)
+    if args.html:
+        write_text(analysis.to_html(), args.html)
+        print(f"HTML report written to {args.html}", file=sys.stderr)
+    if args.fail_on:
+        threshold = SEVERITY_RANK[args.fail_on]
+        if any(SEVERITY_RANK.get(f["severity"], 0) >= threshold for f in report["findings"]):
+            return 1
+    return 0
