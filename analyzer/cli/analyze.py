@@ -77,9 +77,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         if args.output and args.output != "-":
             with open(args.output, "w", encoding="utf-8") as fh:
-                render_terminal(report, fh, color=False)
+                render_terminal(report, fh, color=False, show_not_seen=args.all_services)
         else:
-            render_terminal(report, sys.stdout)
+            render_terminal(report, sys.stdout, show_not_seen=args.all_services)
     else:
         write_text(_renderer(args.format)(report), args.output)
     if args.html:

@@ -11,6 +11,7 @@ Passes, in order:
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from analyzer.catalogue.loader import Catalogue
 from analyzer.catalogue.matcher import Matcher
 from analyzer.catalogue.model import Entry, Status as EntryStatus
 from analyzer.diagnosis.attribution import attribute
+from analyzer.diagnosis.certs import certificate_anomalies
 from analyzer.diagnosis.dns import DNSJudgement, judge_dns
 from analyzer.diagnosis.interception import assess_chain, judge_signals, tls13_signals
 from analyzer.diagnosis.model import (
@@ -41,6 +43,9 @@ from analyzer.inspect import FlowFacts
 TCP, UDP = 6, 17
 ATTEMPT_GAP = 30.0  # failed connections to one service closer together than this are retries of one attempt
 DNS_PORTS = {53, 5353, 5355}
+DNS_FINDING_KIND = {DNSVerdict.SINKHOLED: "dns_sinkhole", DNSVerdict.NXDOMAIN: "dns_nxdomain",
+                    DNSVerdict.SERVFAIL: "dns_servfail", DNSVerdict.REFUSED: "dns_refused",
+                    DNSVerdict.NO_RESPONSE: "dns_no_response", DNSVerdict.OK: "dns"}
 
 
 @dataclass(slots=True)
@@ -133,6 +138,8 @@ def _judge_all(result: EngineResult, matcher: Matcher, classifier: IssuerClassif
     out: list[FlowResult] = []
     for f, a, chain in zip(flows, attributions, chains):
         j = judge_flow(f, baselines, capture_end)
+        if f.tls is not None:
+            j.evidence.extend(f"certificate: {x}" for x in certificate_anomalies(f.tls, f.flow.ts_start))
         if chain is not None:
             _mark_intercepted(j, chain)
         out.append(FlowResult(f, a, j))
@@ -337,8 +344,17 @@ def _advice(row: ServiceRow, intercepted: list[FlowResult], failed: list[FlowRes
     return " ".join(parts)
 
 
+def _is_multicast(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_multicast
+    except ValueError:
+        return False
+
+
 def _dns_results(result: EngineResult, matcher: Matcher, catalogue: Catalogue) -> list[DNSResult]:
-    return [DNSResult(t, judge_dns(t, matcher, catalogue.sinkholes)) for t in result.dns]
+    # Multicast queries (mDNS/LLMNR discovery) have no single server that owes an answer: not judged.
+    return [DNSResult(t, judge_dns(t, matcher, catalogue.sinkholes)) for t in result.dns
+            if not _is_multicast(t.server_ip)]
 
 
 # -- findings ------------------------------------------------------------------------------------
@@ -356,6 +372,9 @@ def _findings(flows: list[FlowResult], dns: list[DNSResult], services: list[Serv
             kind = "blocked_port" if row.status is Status.BLOCKED else kind
         severity = Severity.WARNING if row.status is Status.DEGRADED else Severity.ERROR
         dns_fail = _dns_effective_failures(row.dns)
+        if not bad and dns_fail:
+            # Blocked in DNS only: no connection ever left the client.
+            kind = DNS_FINDING_KIND[dns_fail[0].judgement.verdict]
         wf = flows_filter(bad) if bad else (dns_filter([d.transaction.query for d in dns_fail]) if dns_fail else None)
         what = {Status.INTERCEPTED: "is intercepted by HTTPS inspection", Status.BLOCKED: "is blocked",
                 Status.DEGRADED: "works only partly"}[row.status]
@@ -378,6 +397,13 @@ def _findings(flows: list[FlowResult], dns: list[DNSResult], services: list[Serv
                                (f"attributed by {f.attribution.evidence.value if f.attribution.evidence else '?'}",),
                                None, flow_filter(f.facts)))
     for f in flows:
+        anomalies = [e.removeprefix("certificate: ") for e in f.judgement.evidence if e.startswith("certificate: ")]
+        if anomalies and f.judgement.verdict is not Verdict.INTERCEPTED:
+            r = f.facts.flow
+            out.append(Finding(Severity.WARNING if f.attribution.is_apple else Severity.INFO, "certificate_anomaly",
+                               f"Certificate problems on {f.facts.server_name or r.server_ip}:{r.server_port}: "
+                               + "; ".join(anomalies), f.attribution.entry.id if f.attribution.entry else None,
+                               (f.id,), tuple(anomalies), None, flow_filter(f.facts)))
         weak = [e for e in f.judgement.evidence if e.startswith("weak sign of interception: ")]
         if weak and f.judgement.verdict is not Verdict.INTERCEPTED:
             host = f.attribution.entry.host if f.attribution.entry else f.facts.flow.server_ip
@@ -389,16 +415,6 @@ def _findings(flows: list[FlowResult], dns: list[DNSResult], services: list[Serv
                                f"If a proxy or firewall terminates TLS here, make sure it splices (passes through "
                                f"undecrypted) {host}: Apple services reject decrypted connections.",
                                flow_filter(f.facts)))
-    for d in dns:
-        if d.judgement.verdict is DNSVerdict.OK or d.judgement.entry is None:
-            continue
-        if d not in _dns_effective_failures([x for x in dns if x.transaction.query == d.transaction.query]):
-            continue
-        sev = Severity.ERROR if d.judgement.verdict in (DNSVerdict.SINKHOLED, DNSVerdict.NXDOMAIN) else Severity.WARNING
-        out.append(Finding(sev, f"dns_{d.judgement.verdict.value}",
-                           f"DNS for {d.transaction.query} ({d.transaction.qtype}): {d.judgement.reason}",
-                           d.judgement.entry.id, (), (f"query to {d.transaction.server_ip} at {d.transaction.ts:.3f}",),
-                           None, dns_filter([d.transaction.query])))
     for c in result.captures:
         if c.truncated:
             out.append(Finding(Severity.INFO, "capture_truncated", f"{c.source} ends inside a packet record; "

@@ -29,6 +29,10 @@ def hops(ttl: int) -> int:
     return initial_ttl(ttl) - ttl
 
 
+def hops_text(n: int) -> str:
+    return f"{n} hop" if n == 1 else f"{n} hops"
+
+
 def is_public(ip: str) -> bool:
     try:
         return ipaddress.ip_address(ip).is_global
@@ -76,17 +80,17 @@ def closer_than_server(ttl: int, server_ip: str, baselines: PathBaselines, own_s
     evidence: list[str] = []
     h = hops(ttl)
     if own_synack_ttl is not None and own_synack_ttl != ttl and hops(own_synack_ttl) != h:
-        evidence.append(f"TTL {ttl} ({h} hops) differs from the server's own SYN-ACK TTL {own_synack_ttl} "
-                        f"({hops(own_synack_ttl)} hops)")
+        evidence.append(f"TTL {ttl} ({hops_text(h)}) differs from the server's own SYN-ACK TTL {own_synack_ttl} "
+                        f"({hops_text(hops(own_synack_ttl))})")
         return evidence
     usual = baselines.server_ttl(server_ip)
     if usual is not None and usual != ttl and hops(usual) != h:
-        evidence.append(f"TTL {ttl} ({h} hops) differs from {server_ip}'s usual TTL {usual} "
-                        f"({hops(usual)} hops) in other flows of this capture")
+        evidence.append(f"TTL {ttl} ({hops_text(h)}) differs from {server_ip}'s usual TTL {usual} "
+                        f"({hops_text(hops(usual))}) in other flows of this capture")
         return evidence
     apple = baselines.usual_apple_hops()
     if apple is not None and h < apple:
-        evidence.append(f"{h} hops away, nearer than the Apple servers in this capture ({apple} hops)")
+        evidence.append(f"{hops_text(h)} away, nearer than the Apple servers in this capture ({hops_text(apple)})")
         return evidence
     if h == 0 and is_public(server_ip):
         evidence.append(f"TTL {ttl} = 0 hops: made by a device on the client's own network segment, "

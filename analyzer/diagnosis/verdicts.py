@@ -7,7 +7,7 @@ RST and ICMP evidence) and the path baselines; parses nothing.
 from __future__ import annotations
 
 from analyzer.diagnosis.model import Judgement, Verdict
-from analyzer.diagnosis.paths import PathBaselines, closer_than_server, hops
+from analyzer.diagnosis.paths import PathBaselines, closer_than_server, hops, hops_text
 from analyzer.flows.records import FlowRecord, RstEvidence, Side
 from analyzer.inspect import FlowFacts, TLSFacts
 
@@ -39,7 +39,7 @@ def judge_reset(r: FlowRecord, rst: RstEvidence, baselines: PathBaselines) -> tu
                         f"faster than the {rtt * 1000:.1f} ms round trip to the server allows")
     if evidence:
         return "middlebox", evidence
-    return "server", [f"RST from {r.server_ip} with TTL {rst.ttl} ({hops(rst.ttl)} hops), consistent with the server"]
+    return "server", [f"RST from {r.server_ip} with TTL {rst.ttl} ({hops_text(hops(rst.ttl))}), consistent with the server"]
 
 
 def _first_server_rst(r: FlowRecord) -> RstEvidence | None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import html
 import re
 
-# C0 controls except tab/newline, DEL, and C1 controls (ESC-less CSI 0x9b among them).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 controls except tab/newline, DEL, C1 controls (ESC-less CSI 0x9b among them), and the
+# invisible bidi/zero-width marks that make a hostile name display as a different one.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def _visible(m: re.Match[str]) -> str:
-    return f"\\x{ord(m.group()):02x}"
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def for_terminal(text: str) -> str:
