@@ -17,11 +17,10 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(VENV)/bin/apple-net services --section device_setup
-	$(VENV)/bin/apple-net services lookup 1-courier.push.apple.com:5223
+	$(VENV)/bin/apple-net analyze samples/mixed_session.pcap --html report.html
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: venv
 	$(PY) bench/bench_matcher.py
