@@ -190,9 +190,7 @@ _chunks = st.lists(st.integers(1, 300), min_size=1, max_size=40)
 
 @settings(max_examples=200, deadline=None)
 @given(_chunks, st.randoms(use_true_random=False), st.integers(0, 3000), st.booleans())
-def test_any_arrival_order_yields_the_prefix(
-    sizes: list[int], rnd: random.Random, cap: int, dup: bool
-) -> None:
+def test_any_arrival_order_yields_the_prefix(sizes: list[int], rnd: random.Random, cap: int, dup: bool) -> None:
     segs = []
     off = 0
     for n in sizes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 
 import pytest
-from test_flows import Conv, feed, pkt
+from test_flows import Conv, feed
 
 from analyzer.flows import EndReason, FlowConfig, FlowRecord, conn_state, udp_conn_state
 from analyzer.flows.reassembly import StreamReassembler
@@ -61,8 +61,15 @@ def test_sf_normal_close() -> None:
     c = Conv()
     r = one(
         handshake(c)
-        + [c.c("PA", b"GET / HTTP/1.1\r\n\r\n"), c.s("A"), c.s("PA", b"HTTP/1.1 200 OK\r\n\r\n"), c.c("A"),
-           c.c("FA"), c.s("FA"), c.c("A")]
+        + [
+            c.c("PA", b"GET / HTTP/1.1\r\n\r\n"),
+            c.s("A"),
+            c.s("PA", b"HTTP/1.1 200 OK\r\n\r\n"),
+            c.c("A"),
+            c.c("FA"),
+            c.s("FA"),
+            c.c("A"),
+        ]
     )
     # S h A, D (request), a (pure ACK), d (answer), F, f.
     assert (r.conn_state, r.history) == ("SF", "ShADadFf")
@@ -161,7 +168,13 @@ def test_conn_state_function_table() -> None:
     assert udp_conn_state(False, True) == "SHR"
     assert udp_conn_state(False, False) == "OTH"
     assert [s.name for s in EndpointState] == [
-        "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET"
+        "INACTIVE",
+        "SYN_SENT",
+        "SYN_ACK_SENT",
+        "PARTIAL",
+        "ESTABLISHED",
+        "CLOSED",
+        "RESET",
     ]
 
 
@@ -266,14 +279,13 @@ def test_syn_fin_together_is_multi_flag() -> None:
 
 
 def test_bad_checksum_letter_is_logarithmic() -> None:
-    weird: collections.Counter[str] = collections.Counter()
     o = TCPEndpoint(True, StreamReassembler(100))
     resp = TCPEndpoint(False, StreamReassembler(100), 1)
-    s = TCPSession(o, resp, weird)
+    s = TCPSession(o, resp)
     for _ in range(10):
         s.bad_checksum(o)
     s.bad_checksum(resp)
-    assert s.history_str == "CCc" and weird["bad_TCP_checksum"] == 11
+    assert s.history_str == "CCc" and s.weird == collections.Counter({"bad_TCP_checksum": 11})
 
 
 def test_history_cap_ends_with_x() -> None:
@@ -318,12 +330,11 @@ def test_synack_before_syn_flips_once() -> None:
 def test_originator_synack_then_syn_reversal_as_zeek() -> None:
     # Zeek's own reversal path (UpdateInactiveState): the originator sent a SYN-ACK and the
     # responder's SYN carries the SYN-ACK's peer ISN: roles flip mid-history ("Hs^").
-    weird: collections.Counter[str] = collections.Counter()
     a = TCPEndpoint(True, StreamReassembler(100), 0)
     b = TCPEndpoint(False, StreamReassembler(100), 1)
-    s = TCPSession(a, b, weird)
+    s = TCPSession(a, b)
     s.packet(a, 0x12, 5000, 1001, 0, 1000, 1.0, b"")
-    assert a.state == SYN_ACK_SENT and weird["connection_originator_SYN_ack"] == 1
+    assert a.state == SYN_ACK_SENT and s.weird is not None and s.weird["connection_originator_SYN_ack"] == 1
     s.packet(b, 0x02, 1000, 0, 0, 1000, 1.1, b"")
     assert s.history_str == "Hs^"
     assert s.orig is b and s.resp is a

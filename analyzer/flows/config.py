@@ -21,6 +21,16 @@ class FlowConfig:
     """Bytes of each TCP direction kept in order from the stream's start. 256 KiB
     holds a TLS 1.2 handshake with a long certificate chain several times over."""
 
+    reassembly_budget: int = 64 * 1024 * 1024
+    """Stream bytes held by all live flows together. Past it, each direction keeps only
+    its first `reassembly_floor` bytes (`StreamData.cut_by_budget`; weird
+    `reassembly_budget_exhausted`). Thousands of concurrent keep-alive connections
+    would otherwise each hold a full cap."""
+
+    reassembly_floor: int = 32 * 1024
+    """Bytes every direction may hold whatever the budget: a ClientHello, or a server
+    hello with a long certificate chain."""
+
     max_segments: int = 4096
     """(stream offset, timestamp) entries kept per direction for timing records;
     beyond it the offsets list stops growing (weird `tcp_segment_list_full`)."""
@@ -53,9 +63,17 @@ class FlowConfig:
     """Zeek `tcp_partial_close_delay`: a FIN as the very first packet of one side, with the
     other side still open, ends the flow after this long."""
 
-    max_flows: int = 200_000
-    """Flows held at once; when full, the least recently active flow is emitted early
-    (weird `flow_table_full`)."""
+    max_flows: int = 100_000
+    """Flows held at once; when full, the flow nearest its own timeout is emitted early
+    (weird `flow_table_full`). A live flow costs about 2 KB (UDP) or 4 KB (TCP) plus its
+    stream bytes (bounded by `reassembly_budget`), so the table stays under ~0.5 GB."""
+
+    max_time_jump: float = 60.0
+    """Packets this much older than the newest one seen (three in a row: a single corrupt
+    timestamp is ignored) mean the capture went back in time (files merged out of order,
+    a clock step): every flow is emitted and the table starts afresh (weird
+    `time_went_backwards`), instead of keeping flows whose timers can no longer fire.
+    Smaller jitter (multi-interface pcapng) is absorbed."""
 
     ip_id_samples: int = 8
     """IP-ID values kept per direction (the pattern is judged over all packets)."""
@@ -76,6 +94,8 @@ class FlowConfig:
     def __post_init__(self) -> None:
         for name in (
             "reassembly_cap",
+            "reassembly_budget",
+            "reassembly_floor",
             "max_segments",
             "max_pending_segments",
             "max_udp_datagrams",
@@ -97,6 +117,7 @@ class FlowConfig:
             "tcp_attempt_timeout",
             "tcp_close_linger",
             "tcp_partial_close_timeout",
+            "max_time_jump",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"FlowConfig.{name} must be > 0")

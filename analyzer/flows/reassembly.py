@@ -19,7 +19,8 @@ gaps Zeek counts:
   follows is not contiguous with it (`cut_by_gap`).
 - Cap: bytes past `cap` are not stored (`cut_by_cap`), but offsets, pending
   ranges and gaps keep being tracked, so counters stay right for the whole
-  connection while memory stays bounded.
+  connection while memory stays bounded. A `ReassemblyBudget` shared by a
+  table bounds the bytes of all directions together (`cut_by_budget`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from bisect import bisect_right
 
 from analyzer.flows.records import StreamData, fast_constructor
 
-__all__ = ["EMPTY_STREAM", "StreamData", "StreamReassembler"]
+__all__ = ["EMPTY_STREAM", "ReassemblyBudget", "StreamData", "StreamReassembler"]
 
 
-EMPTY_STREAM = StreamData(b"", (), 0, False, False, 0, 0, 0, 0, False)
+EMPTY_STREAM = StreamData(b"", (), 0, False, False, 0, 0, 0, 0, False, False)
 """The result for a direction that sent no payload (shared: records are immutable)."""
 
 
@@ -55,16 +56,39 @@ def _start(piece: _Piece) -> int:
     return piece.start
 
 
+class ReassemblyBudget:
+    """Stream bytes held by all live reassemblers of a table, against one limit.
+
+    The per-direction cap bounds one flow; this bounds them all (thousands of
+    concurrent keep-alive connections would otherwise each fill their cap).
+    Every direction may always hold its first `floor` bytes, enough for a
+    ClientHello or a server's hello and certificates, so a busy table still
+    sees each handshake; beyond the floor, bytes are kept only while the
+    total is under `limit`.
+    """
+
+    __slots__ = ("floor", "limit", "refused", "used")
+
+    def __init__(self, limit: int, floor: int) -> None:
+        self.limit = limit
+        self.floor = floor
+        self.used = 0
+        self.refused = 0
+        """Directions cut short by the budget (not by their own cap)."""
+
+
 class StreamReassembler:
     """One direction's reassembly state; one per TCP endpoint."""
 
     __slots__ = (
+        "_budget",
         "_buf",
         "_cap",
         "_max_pending",
         "_max_segments",
         "_pending",
         "_storing",
+        "cut_by_budget",
         "cut_by_cap",
         "cut_by_gap",
         "gap_bytes",
@@ -76,18 +100,28 @@ class StreamReassembler:
         "segments_truncated",
     )
 
-    def __init__(self, cap: int, max_segments: int = 4096, max_pending: int = 256) -> None:
+    def __init__(
+        self,
+        cap: int,
+        max_segments: int = 4096,
+        max_pending: int = 256,
+        budget: ReassemblyBudget | None = None,
+    ) -> None:
         self._cap = cap
         self._max_segments = max_segments
         self._max_pending = max_pending
+        self._budget = budget
         self._buf = bytearray()
         self._storing = True
-        self._pending: list[_Piece] = []  # sorted by start, non-overlapping
+        # Lists are made on first use: most directions never need them, and fewer
+        # containers per flow means less work for the garbage collector.
+        self._pending: list[_Piece] | None = None  # sorted by start, non-overlapping
+        self.segments: list[tuple[int, float]] | None = None
         self.next_off = 0
         """First offset not yet covered in order (Zeek's last_reassem_seq - 1)."""
-        self.segments: list[tuple[int, float]] = []
         self.segments_truncated = False
         self.cut_by_cap = False
+        self.cut_by_budget = False
         self.cut_by_gap = False
         self.gaps = 0
         self.gap_bytes = 0
@@ -146,6 +180,15 @@ class StreamReassembler:
         self.gaps += holes
         return holes
 
+    def release(self) -> None:
+        """Give the bytes held back to the budget (the flow has finished)."""
+        budget = self._budget
+        if budget is not None:
+            budget.used -= len(self._buf)
+            self._budget = None
+        self._buf = bytearray()
+        self._storing = False
+
     # -- output ----------------------------------------------------------------
 
     @property
@@ -159,14 +202,14 @@ class StreamReassembler:
 
     @property
     def pending_bytes(self) -> int:
-        return sum(p.end - p.start for p in self._pending)
+        return sum(p.end - p.start for p in self._pending) if self._pending else 0
 
     def result(self) -> StreamData:
         if not self.next_off and not self._pending:
             return EMPTY_STREAM
         return _make_stream(
             bytes(self._buf),
-            tuple(self.segments),
+            tuple(self.segments) if self.segments else (),
             self.next_off,
             self.cut_by_cap,
             self.cut_by_gap,
@@ -175,6 +218,7 @@ class StreamReassembler:
             self.overlap_conflicts,
             self.pending_bytes,
             self.segments_truncated,
+            self.cut_by_budget,
         )
 
     # -- internals -------------------------------------------------------------
@@ -194,23 +238,44 @@ class StreamReassembler:
             return
         if self._storing:
             stored = 0
+            by_budget = False
             if data is not None:
                 skip = nxt - start
                 if skip > 0:
                     self._compare_stored(start, data[:skip])
                 buf = self._buf
-                piece = data[skip : skip + self._cap - len(buf)]
+                have = len(buf)
+                room = self._cap - have
+                budget = self._budget
+                if budget is not None:
+                    allow = budget.limit - budget.used
+                    floor_room = budget.floor - have
+                    allow = max(allow, floor_room)
+                    if allow < room:
+                        room = max(0, allow)
+                        by_budget = True
+                piece = data[skip : skip + room]
                 if piece:
                     buf += piece
                     stored = len(piece)
-                    if len(self.segments) < self._max_segments:
-                        self.segments.append((nxt, ts))
+                    if budget is not None:
+                        budget.used += stored
+                    segments = self.segments
+                    if segments is None:
+                        self.segments = [(nxt, ts)]
+                    elif len(segments) < self._max_segments:
+                        segments.append((nxt, ts))
                     else:
                         self.segments_truncated = True
             if nxt + stored < end:
-                # Only the cap stops a contiguous piece from being kept whole.
-                self.cut_by_cap = True
+                # Only a limit stops a contiguous piece from being kept whole.
                 self._storing = False
+                if by_budget:
+                    self.cut_by_budget = True
+                    assert self._budget is not None
+                    self._budget.refused += 1
+                else:
+                    self.cut_by_cap = True
         self.next_off = end
 
     def _drain(self) -> None:
@@ -228,6 +293,8 @@ class StreamReassembler:
 
     def _insert_pending(self, off: int, end: int, payload: bytes, ts: float) -> None:
         pending = self._pending
+        if pending is None:
+            pending = self._pending = []
         cap = self._cap
         # Keep bytes only below the cap and only while the prefix can still use them.
         keep = self._storing and off < cap

@@ -13,10 +13,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, TypeVar
 
-
 __all__ = [
     "Datagram",
-    "fast_constructor",
     "DirectionStats",
     "EndReason",
     "FlowRecord",
@@ -24,6 +22,7 @@ __all__ = [
     "RstEvidence",
     "Side",
     "StreamData",
+    "fast_constructor",
 ]
 
 
@@ -47,7 +46,7 @@ def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
         env[f"_s{i}"] = cls.__dict__[name].__set__
         lines.append(f"    _s{i}(o, {name})")
     lines.append("    return o")
-    exec("\n".join(lines), env)  # the same technique dataclasses uses for __init__
+    exec("\n".join(lines), env)  # noqa: S102 - fixed code from field names, as dataclasses does
     maker: Callable[..., _T] = env["make"]
     return maker
 
@@ -78,6 +77,8 @@ class StreamData:
     """Bytes seen beyond a hole that was never filled nor acknowledged (end of capture)."""
     segments_truncated: bool
     """The `segments` list hit its limit; later pieces are in `data` without a time."""
+    cut_by_budget: bool = False
+    """`data` stops because the table's reassembly budget was spent (FlowConfig.reassembly_budget)."""
 
 
 class Side(StrEnum):
@@ -100,6 +101,8 @@ class EndReason(StrEnum):
     EVICTED = "evicted"
     """The table was full."""
     END_OF_CAPTURE = "end_of_capture"
+    TIME_JUMP = "time_jump"
+    """The capture's timestamps went back by more than FlowConfig.max_time_jump."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,8 @@ class TCPEndpoint:
     __slots__ = (
         "ack_seq",
         "ack_wraps",
+        "chk_cnt",
+        "chk_thresh",
         "did_close",
         "fin_cnt",
         "fin_seq",
@@ -112,21 +114,18 @@ class TCPEndpoint:
         "last_seq",
         "last_time",
         "missed_bytes",
-        "peer",
         "prev_state",
         "reasm",
         "rst_cnt",
-        "side",
         "rxmt_cnt",
         "rxmt_thresh",
         "seq_wraps",
+        "side",
         "start_seq",
         "start_time",
         "state",
         "win0_cnt",
         "win0_thresh",
-        "chk_cnt",
-        "chk_thresh",
     )
 
     def __init__(self, is_orig: bool, reasm: StreamReassembler, side: int = 0) -> None:
@@ -135,7 +134,6 @@ class TCPEndpoint:
         self.state = INACTIVE
         self.prev_state = INACTIVE
         self.is_orig = is_orig
-        self.peer: TCPEndpoint = self
         self.start_seq = 0
         self.last_seq = 0
         self.ack_seq = 0
@@ -188,20 +186,18 @@ class TCPEndpoint:
         ack = (self.ack_wraps << 32) + self.ack_seq
         return ack == self.start_seq or ack == self.start_seq + 1
 
-    def size(self) -> int:
-        """Payload bytes by sequence numbers (Zeek's Size(): conn.log orig_bytes/resp_bytes)."""
-        peer = self.peer
-        if (
-            self.prev_state == SYN_SENT
-            and self.state == RESET
-            and peer.state == INACTIVE
-            and not self.no_data_acked()
-        ):
+    def size(self, peer_state: int) -> int:
+        """Payload bytes by sequence numbers (Zeek's Size(): conn.log orig_bytes/resp_bytes).
+
+        `peer_state` is the other endpoint's state. (Endpoints hold no reference to
+        their peer: no reference cycle, so a finished flow is freed at once.)
+        """
+        if self.prev_state == SYN_SENT and self.state == RESET and peer_state == INACTIVE and not self.no_data_acked():
             # A half-open connection discovered and aborted: its seqs mean nothing.
             return 0
         last64 = (self.seq_wraps << 32) + self.last_seq
         ack64 = (self.ack_wraps << 32) + self.ack_seq
-        size = (last64 if last64 > ack64 else ack64) - self.start_seq
+        size = (max(ack64, last64)) - self.start_seq
         size &= 0xFFFFFFFFFFFFFFFF  # uint64 arithmetic, as in Zeek
         if size != 0:
             size -= 1  # the SYN octet
@@ -215,9 +211,8 @@ class TCPEndpoint:
         if delta < 0:
             if wraps and cur > last:
                 wraps -= 1
-        elif delta > 0:
-            if cur < last:
-                wraps += 1
+        elif delta > 0 and cur < last:
+            wraps += 1
         if wraps == 0:
             delta = seq_delta(cur, self.start_seq & _M32)
             return delta, delta < 0
@@ -243,20 +238,13 @@ class TCPSession:
         "weird",
     )
 
-    def __init__(
-        self,
-        orig: TCPEndpoint,
-        resp: TCPEndpoint,
-        weird: collections.Counter[str],
-        max_history: int = 256,
-    ) -> None:
+    def __init__(self, orig: TCPEndpoint, resp: TCPEndpoint, max_history: int = 256) -> None:
         orig.is_orig = True
         resp.is_orig = False
-        orig.peer = resp
-        resp.peer = orig
         self.orig = orig
         self.resp = resp
-        self.weird = weird
+        self.weird: collections.Counter[str] | None = None
+        """This connection's weirds (made on the first one)."""
         self.max_history = max_history
         self.history: list[str] = []
         self.hist_seen = 0
@@ -271,6 +259,12 @@ class TCPSession:
         self.partial_close_at: float | None = None
         """Zeek's PartialCloseTimer."""
 
+    def _weird(self, name: str) -> None:
+        weird = self.weird
+        if weird is None:
+            weird = self.weird = collections.Counter()
+        weird[name] += 1
+
     # history -----------------------------------------------------------------------
 
     def add_history(self, code: str) -> None:
@@ -283,7 +277,7 @@ class TCPSession:
     def limit_reached(self, weird: str) -> None:
         """One of our limits cut the analysis short: a weird, and 'X' once (Zeek's
         LimitReachedWeird adds it through CheckHistory(HIST_UNKNOWN_PKT, 'X'))."""
-        self.weird[weird] += 1
+        self._weird(weird)
         if not self.hist_seen & HIST_UNKNOWN_PKT:
             self.hist_seen |= HIST_UNKNOWN_PKT
             self.history.append("X")
@@ -350,14 +344,15 @@ class TCPSession:
                 and seq == resp.start_seq & _M32
             ):
                 return False  # SYN and SYN-ACK seen reversed: the packet flips roles
-            self.weird["SYN_seq_jump" if conn_orig.state == SYN_SENT else "active_connection_reuse"] += 1
+            self._weird("SYN_seq_jump" if conn_orig.state == SYN_SENT else "active_connection_reuse")
         elif (
-            (orig.state != INACTIVE and not orig.did_close)
-            or (resp.state != INACTIVE and not resp.did_close)
-        ) and orig.state != RESET and resp.state != RESET:
-            self.weird["active_connection_reuse"] += 1
+            ((orig.state != INACTIVE and not orig.did_close) or (resp.state != INACTIVE and not resp.did_close))
+            and orig.state != RESET
+            and resp.state != RESET
+        ):
+            self._weird("active_connection_reuse")
         elif ts - self.last_time < linger and orig.state != RESET and resp.state != RESET:
-            self.weird["premature_connection_reuse"] += 1
+            self._weird("premature_connection_reuse")
         return True
 
     # per packet --------------------------------------------------------------------
@@ -378,7 +373,7 @@ class TCPSession:
         `plen` is the TCP payload length on the wire; `payload` the captured
         part of it (shorter when the snaplen cut the packet).
         """
-        peer = ep.peer
+        peer = self.resp if ep is self.orig else self.orig
         is_orig = ep.is_orig
         syn = flags & SYN
         fin = flags & FIN
@@ -402,7 +397,7 @@ class TCPSession:
         self._init_endpoint(ep, flags, seq, seq_one_past, ts)
         rel_seq, seq_underflow = ep.relative_seq(seq, ep.last_seq, ep.seq_wraps)
         if seq_underflow and not rst:
-            self.weird["TCP_seq_underflow_or_misorder"] += 1
+            self._weird("TCP_seq_underflow_or_misorder")
 
         self._update_history(flags, ep, rel_seq, plen)
         # update_window: only the zero-window history letter is kept.
@@ -414,11 +409,11 @@ class TCPSession:
 
         if syn:
             if rst:
-                self.weird["TCP_christmas"] += 1
+                self._weird("TCP_christmas")
             if flags & URG:
-                self.weird["baroque_SYN"] += 1
+                self._weird("baroque_SYN")
             if plen > 0:
-                self.weird["SYN_with_data"] += 1
+                self._weird("SYN_with_data")
         if fin:
             ep.fin_cnt += 1
             ep.fin_seq = rel_seq + seg_len
@@ -434,7 +429,7 @@ class TCPSession:
                 rel_ack, ack_underflow = peer.relative_seq(ack, peer.ack_seq, peer.ack_wraps)
                 if ack_underflow:
                     rel_ack = 0
-                    self.weird["TCP_ack_underflow_or_misorder"] += 1
+                    self._weird("TCP_ack_underflow_or_misorder")
                 elif not rst:
                     delta_ack = seq_delta(ack, peer.ack_seq)
                     if not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
@@ -446,7 +441,7 @@ class TCPSession:
         do_close = self._update_state_machine(ts, ep, peer, seq, ack, plen, delta_last, flags)
 
         if flags & ACK:
-            self._ack_received(peer, rel_ack)
+            self._ack_received(peer, ep, rel_ack)
 
         if not is_orig:
             if not self.first_packet_seen & _RESP:
@@ -456,7 +451,7 @@ class TCPSession:
 
         if plen > 0 and not rst and not seq_underflow:
             if len(payload) < plen:
-                self.weird["truncated_tcp_payload"] += 1
+                self._weird("truncated_tcp_payload")
             else:
                 off = rel_seq if syn else rel_seq - 1
                 if off >= 0:
@@ -471,7 +466,7 @@ class TCPSession:
 
     def bad_checksum(self, ep: TCPEndpoint) -> None:
         """A segment with a bad checksum: Zeek records 'C' and drops it."""
-        self.weird["bad_TCP_checksum"] += 1
+        self._weird("bad_TCP_checksum")
         self._scaled(ep, "C", "chk_cnt", "chk_thresh")
 
     # Zeek's static helpers, in TCP.cc order ------------------------------------------
@@ -491,19 +486,18 @@ class TCPSession:
             ep.start_time = t
         elif state == SYN_SENT or state == SYN_ACK_SENT:
             if flags & SYN and first_seg_seq != ep.start_seq & _M32:
-                self.weird["SYN_seq_jump"] += 1
+                self._weird("SYN_seq_jump")
                 ep.init_seqs(first_seg_seq, last_seq)
         elif state == ESTABLISHED or state == PARTIAL:
             if flags & SYN:
-                if ep.size() > 0:
-                    self.weird["SYN_inside_connection"] += 1
+                if ep.size(self.resp.state if ep is self.orig else self.orig.state) > 0:
+                    self._weird("SYN_inside_connection")
                 if first_seg_seq != ep.start_seq & _M32:
-                    self.weird["SYN_seq_jump"] += 1
+                    self._weird("SYN_seq_jump")
                 ep.init_seqs(first_seg_seq, last_seq)
-        elif state == RESET:
-            if flags & SYN and ep.prev_state == INACTIVE:
-                # Seqs came from a RST (maybe injected); the SYN is more trustworthy.
-                ep.init_seqs(first_seg_seq, last_seq)
+        elif state == RESET and flags & SYN and ep.prev_state == INACTIVE:
+            # Seqs came from a RST (maybe injected); the SYN is more trustworthy.
+            ep.init_seqs(first_seg_seq, last_seq)
 
     def _update_history(self, flags: int, ep: TCPEndpoint, rel_seq: int, plen: int) -> None:
         syn = flags & SYN
@@ -536,10 +530,10 @@ class TCPSession:
             self.check_history(ep, HIST_ACK_PKT, "A")
 
     def _init_peer(self, peer: TCPEndpoint, ep: TCPEndpoint, flags: int, ack_seq: int) -> None:
-        if not flags & (SYN | FIN | RST) and ep.state in (SYN_SENT, SYN_ACK_SENT, ESTABLISHED):
-            # We sent a SYN that has not roused the other side, yet we ack its data.
-            if not self.weird:
-                self.weird["possible_split_routing"] += 1
+        if not flags & (SYN | FIN | RST) and ep.state in (SYN_SENT, SYN_ACK_SENT, ESTABLISHED) and not self.weird:
+            # We sent a SYN that has not roused the other side, yet we ack its data
+            # (Zeek reports it only if the connection had no weird yet).
+            self._weird("possible_split_routing")
         start = (ack_seq - 1) & _M32
         peer.start_seq = start
         peer.ack_seq = start
@@ -559,7 +553,7 @@ class TCPSession:
             self._scaled(ep, "T", "rxmt_cnt", "rxmt_thresh")
         return delta_last
 
-    def _ack_received(self, ep: TCPEndpoint, rel_ack: int) -> None:
+    def _ack_received(self, ep: TCPEndpoint, peer: TCPEndpoint, rel_ack: int) -> None:
         """`ep`'s data is acknowledged up to relative seq `rel_ack` (TCP_Reassembler::AckReceived)."""
         if ep.fin_cnt > 0 and rel_ack >= ep.fin_seq:
             rel_ack = ep.fin_seq - 1
@@ -572,7 +566,7 @@ class TCPSession:
             return
         before = reasm.gap_bytes
         holes = reasm.ack(up_to)
-        if holes and _clean(ep) and _clean(ep.peer):
+        if holes and _clean(ep) and _clean(peer):
             for _ in range(holes):
                 self._scaled(ep, "G", "gap_cnt", "gap_thresh")
             ep.missed_bytes += reasm.gap_bytes - before
@@ -598,14 +592,14 @@ class TCPSession:
         if state == ESTABLISHED or state == PARTIAL:
             return self._established(ep, peer, flags)
         if state == CLOSED:
-            return self._closed(t, ep, delta_last, flags)
+            return self._closed(t, ep, peer, delta_last, flags)
         # RESET
         if flags & SYN:
-            self.weird["SYN_after_reset"] += 1
+            self._weird("SYN_after_reset")
         if flags & FIN:
-            self.weird["FIN_after_reset"] += 1
+            self._weird("FIN_after_reset")
         if plen > 0 and not flags & RST:
-            self.weird["data_after_reset"] += 1
+            self._weird("data_after_reset")
         return False
 
     def _inactive(
@@ -623,7 +617,7 @@ class TCPSession:
         if flags & SYN:
             if is_orig:
                 if flags & ACK:
-                    self.weird["connection_originator_SYN_ack"] += 1
+                    self._weird("connection_originator_SYN_ack")
                     ep.set_state(SYN_ACK_SENT)
                 else:
                     ep.set_state(SYN_SENT)
@@ -633,7 +627,7 @@ class TCPSession:
                     if peer.state not in (INACTIVE, PARTIAL) and not _seq_between(
                         ack_seq, peer.start_seq & _M32, peer.last_seq
                     ):
-                        self.weird["bad_SYN_ack"] += 1
+                        self._weird("bad_SYN_ack")
                 elif peer.state == SYN_ACK_SENT and base_seq == ep.start_seq & _M32:
                     # SYN and SYN-ACK seen reversed: flip and establish.
                     self.is_partial = False
@@ -641,17 +635,17 @@ class TCPSession:
                     peer.set_state(ESTABLISHED)
                     self.first_packet_seen |= _ORIG
                 else:
-                    self.weird["simultaneous_open"] += 1
+                    self._weird("simultaneous_open")
                 if peer.state == SYN_SENT:
                     peer.set_state(ESTABLISHED)
                 elif peer.state == INACTIVE:
-                    self.weird["unsolicited_SYN_response"] += 1
+                    self._weird("unsolicited_SYN_response")
                 ep.set_state(ESTABLISHED)
         if flags & FIN:
             ep.set_state(CLOSED)
             do_close = True
             if peer.state != PARTIAL and not flags & SYN:
-                self.weird["spontaneous_FIN"] += 1
+                self._weird("spontaneous_FIN")
         if flags & RST:
             ep.set_state(RESET)
             is_reject = False
@@ -662,7 +656,7 @@ class TCPSession:
                 is_reject = peer.state in (SYN_SENT, SYN_ACK_SENT)
             do_close = True
             if not is_reject and peer.state == INACTIVE:
-                self.weird["spontaneous_RST"] += 1
+                self._weird("spontaneous_RST")
         if ep.state == INACTIVE:
             if not is_orig and plen == 0 and self.orig.state == SYN_SENT:
                 pass  # some stacks ack a SYN before answering it
@@ -680,12 +674,12 @@ class TCPSession:
         if flags & SYN:
             if ep.is_orig:
                 if flags & ACK and not flags & (FIN | RST) and ep.state != SYN_ACK_SENT:
-                    self.weird["repeated_SYN_with_ack"] += 1
+                    self._weird("repeated_SYN_with_ack")
             elif not flags & ACK and ep.state != SYN_SENT:
-                self.weird["repeated_SYN_reply_wo_ack"] += 1
+                self._weird("repeated_SYN_reply_wo_ack")
         if flags & FIN:
             if peer.state in (INACTIVE, SYN_SENT):
-                self.weird["inappropriate_FIN"] += 1
+                self._weird("inappropriate_FIN")
             ep.set_state(CLOSED)
             do_close = True
         if flags & RST:
@@ -693,15 +687,14 @@ class TCPSession:
             self.is_active = False  # ConnectionReset
             do_close = True
         elif plen > 0:
-            self.weird["data_before_established"] += 1
+            self._weird("data_before_established")
         return do_close
 
     def _established(self, ep: TCPEndpoint, peer: TCPEndpoint, flags: int) -> bool:
         do_close = False
-        if flags & SYN:
-            if ep.state == PARTIAL and peer.state == INACTIVE and not flags & ACK:
-                self.weird["SYN_after_partial"] += 1
-                ep.set_state(SYN_SENT)
+        if flags & SYN and ep.state == PARTIAL and peer.state == INACTIVE and not flags & ACK:
+            self._weird("SYN_after_partial")
+            ep.set_state(SYN_SENT)
         if flags & FIN and not flags & RST:
             ep.set_state(CLOSED)
             if peer.state == RESET and peer.prev_state == CLOSED:
@@ -715,14 +708,14 @@ class TCPSession:
                 self.is_active = False  # ConnectionReset
         return do_close
 
-    def _closed(self, t: float, ep: TCPEndpoint, delta_last: int, flags: int) -> bool:
+    def _closed(self, t: float, ep: TCPEndpoint, peer: TCPEndpoint, delta_last: int, flags: int) -> bool:
         do_close = False
         if flags & SYN:
-            self.weird["SYN_after_close"] += 1
+            self._weird("SYN_after_close")
         if flags & FIN and delta_last > 0:
-            self.weird["FIN_advanced_last_seq"] += 1
+            self._weird("FIN_advanced_last_seq")
         # A RST after our FIN, unless the peer also closed (FIN exchange done).
-        if flags & RST and ep.peer.state != CLOSED:
+        if flags & RST and peer.state != CLOSED:
             ep.set_state(RESET)
             if not ep.did_close:
                 do_close = True
@@ -759,11 +752,7 @@ class TCPSession:
             return "closed"
         if self.attempt_at is not None and now >= self.attempt_at + attempt:
             self.attempt_at = None
-            if (
-                self.is_active
-                and self.orig.state in (SYN_SENT, SYN_ACK_SENT)
-                and self.resp.state == INACTIVE
-            ):
+            if self.is_active and self.orig.state in (SYN_SENT, SYN_ACK_SENT) and self.resp.state == INACTIVE:
                 return "attempt_timeout"
         if self.partial_close_at is not None and now >= self.partial_close_at + partial_close:
             self.partial_close_at = None
@@ -802,9 +791,8 @@ class TCPSession:
         return self.delete_at is not None
 
     def conn_state(self) -> str:
-        return conn_state(
-            self.orig.state, self.resp.state, self.orig.size(), self.resp.size(), self.history_str
-        )
+        orig, resp = self.orig, self.resp
+        return conn_state(orig.state, resp.state, orig.size(resp.state), resp.size(orig.state), self.history_str)
 
 
 def _seq_between(seq: int, low: int, high: int) -> bool:
