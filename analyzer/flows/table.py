@@ -781,24 +781,9 @@ class FlowTable:
 
         session.packet(ep, flags, pkt.seq, pkt.ack, plen, pkt.win, ts, payload)
 
-        st.packets += 1
-        st.ip_bytes += pkt.ip_len
-        st.payload_bytes += plen
         if st.first_ts is None:
             st.first_ts = ts
-        st.last_ts = ts
-        flow.last_ts = ts
-        ttl = pkt.ttl
-        if ttl == st.cur_ttl:
-            st.cur_ttl_n += 1
-        else:
-            self._ttl_run(st, ttl)
-        ip_id = pkt.ip_id
-        if ip_id is not None:
-            self._ip_id(st, ip_id)
-        if not flags & RST:
-            st.last_ttl = ttl
-            st.last_ip_id = ip_id
+        self._count(flow, st, pkt, ts, plen, remember=not flags & RST)
         if plen and st.first_data_ts is None:
             st.first_data_ts = ts
         if flags & (SYN | FIN | RST):
@@ -940,21 +925,7 @@ class FlowTable:
             st.first_data_ts = ts
             if flow.proto == PROTO_UDP:
                 flow.hist += "D" if side == flow.orig_side else "d"
-        st.packets += 1
-        st.ip_bytes += pkt.ip_len
-        st.payload_bytes += pkt.payload_len
-        st.last_ts = ts
-        flow.last_ts = ts
-        ttl = pkt.ttl
-        if ttl == st.cur_ttl:
-            st.cur_ttl_n += 1
-        else:
-            self._ttl_run(st, ttl)
-        ip_id = pkt.ip_id
-        if ip_id is not None:
-            self._ip_id(st, ip_id)
-        st.last_ttl = ttl
-        st.last_ip_id = ip_id
+        self._count(flow, st, pkt, ts, pkt.payload_len, remember=True)
         st.datagram_count += 1
         if st.datagram_count <= self._max_datagrams:
             if st.datagrams is None:
@@ -967,6 +938,29 @@ class FlowTable:
             self._iface(flow, pkt.iface)
 
     # -- shared per-packet helpers ----------------------------------------------
+
+    def _count(self, flow: _Flow, st: _Side, pkt: Packet, ts: float, plen: int, *, remember: bool) -> None:
+        """Per-side counters every packet updates (the TCP fast path inlines its own copy for speed).
+
+        `remember`: keep this packet's TTL/IP-ID as the side's last, for judging a later RST
+        (a RST itself must not become its own baseline).
+        """
+        st.packets += 1
+        st.ip_bytes += pkt.ip_len
+        st.payload_bytes += plen
+        st.last_ts = ts
+        flow.last_ts = ts
+        ttl = pkt.ttl
+        if ttl == st.cur_ttl:
+            st.cur_ttl_n += 1
+        else:
+            self._ttl_run(st, ttl)
+        ip_id = pkt.ip_id
+        if ip_id is not None:
+            self._ip_id(st, ip_id)
+        if remember:
+            st.last_ttl = ttl
+            st.last_ip_id = ip_id
 
     @staticmethod
     def _ttl_run(st: _Side, ttl: int) -> None:
