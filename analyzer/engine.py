@@ -161,7 +161,7 @@ class Engine:
                 feed(raw)
                 n += 1
                 if progress is not None and not n & 0x3FFF:
-                    progress(reader.bytes_read if hasattr(reader, "bytes_read") else 0, total)
+                    progress(reader.bytes_read, total)
         finally:
             close = getattr(reader, "close", None)
             if close is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from analyzer.catalogue import EDITIONS
 from analyzer.cli.output import write_text
@@ -53,15 +55,30 @@ def _renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
     return render_html
 
 
-def _progress(files: list[str]) -> Any:
+@contextlib.contextmanager
+def progress_bar(files: list[str], min_bytes: int = 20 * 1024 * 1024) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on stderr for long files, only when stderr is a terminal."""
     total = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
-    if not sys.stderr.isatty() or total < 50 * 1024 * 1024:
-        return None
-    from rich.progress import Progress
+    if not sys.stderr.isatty() or total < min_bytes:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    bar = Progress(transient=True, console=None)
-    return bar
+    done_before = 0  # bytes of the files already read
+    last = 0
+    with Progress("reading", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=Console(file=sys.stderr), transient=True) as bar:
+        task = bar.add_task("read", total=total)
+
+        def update(read: int, _file_total: int) -> None:
+            nonlocal done_before, last
+            if read < last:  # the next file began
+                done_before += last
+            last = read
+            bar.update(task, completed=done_before + read)
+
+        yield update
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -70,7 +87,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for f in args.files:
         if not Path(f).exists():
             raise AnalyzerError(f"{f}: no such file")
-    analysis = analyze(args.files, edition=args.edition, signatures=args.signatures, all_services=args.all_services)
+    with progress_bar(args.files) as progress:
+        analysis = analyze(args.files, edition=args.edition, signatures=args.signatures,
+                           all_services=args.all_services, progress=progress)
     report = analysis.report
     if args.format == "table":
         from analyzer.report.terminal_report import render_terminal
