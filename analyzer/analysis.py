@@ -76,10 +76,14 @@ class Analysis:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.report, indent=indent, default=str)
 
-    def to_html(self, **kwargs: Any) -> str:
+    def to_html(self, figures: dict[str, str] | None = None, **kwargs: Any) -> str:
+        """The self-contained HTML report; figures are drawn when matplotlib is installed (figures={} for none)."""
+        from analyzer import plots
         from analyzer.report.html import render_html
 
-        return render_html(self.report, **kwargs)
+        if figures is None and plots.available():
+            figures = plots.figures_for_html(self)
+        return render_html(self.report, figures=figures, **kwargs)
 
     def _repr_html_(self) -> str:  # Jupyter shows the answer, not an object address
         return f"<b>{_escape(self.headline)}</b>"
