@@ -90,6 +90,7 @@ html.js .needs-js{display:flex}
 .kv dt{color:var(--muted)}
 .kv dd{margin:0;overflow-wrap:anywhere}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;overflow-wrap:anywhere}
+td.host{white-space:nowrap;overflow-wrap:normal}
 code.filter{background:var(--panel);border:1px solid var(--line);border-radius:4px;padding:1px 4px}
 button.copy{margin-left:6px;font-size:11px;padding:0 6px;cursor:pointer}
 details.flow{border:1px solid var(--line);border-radius:6px;margin:4px 0;padding:0 10px}
@@ -323,7 +324,7 @@ def _services(report: Mapping[str, Any]) -> str:
             f'<tr data-status="{_h(status)}"{cls}>'
             f'<td data-sort="{rank}">{_badge("s-", status)}</td>'
             f"<td>{_h(s.get('section_en') or s.get('section'))}</td>"
-            f'<td class="mono" title="{_h(s.get("id"))}">{_h(s.get("host"))}</td>'
+            f'<td class="mono host" title="{_h(s.get("id"))}">{_h(s.get("host"))}</td>'
             f'<td data-sort="{_h(ports[0] if ports else 0)}">{_h(" ".join(map(str, ports)))}</td>'
             f"<td>{_h(s.get('protocol'))}</td>"
             f'<td class="num">{_h(s.get("flows", 0))}</td>'
