@@ -12,6 +12,7 @@ same records.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -119,7 +120,8 @@ class Engine:
             self._dns_over_tcp(rec)
         for w in facts.weirds:
             self.weird[w] += 1
-        self.flows.append(facts)
+        # The parsers have read the payload bytes; keeping them would make memory grow with the capture.
+        self.flows.append(dataclasses.replace(facts, flow=_without_payload(rec)))
 
     def _dns_over_tcp(self, rec: FlowRecord) -> None:
         for stream, (src, sport, dst, dport) in (
@@ -195,6 +197,17 @@ class Engine:
         dns = self.dns.finish()
         self.flows.sort(key=lambda f: (f.flow.ts_start, f.flow.uid))
         return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird)
+
+
+def _without_payload(rec: FlowRecord) -> FlowRecord:
+    c, s = rec.client, rec.server
+    if c.stream is None and s.stream is None and not c.datagrams and not s.datagrams:
+        return rec
+    return dataclasses.replace(
+        rec,
+        client=dataclasses.replace(c, stream=None, datagrams=()),
+        server=dataclasses.replace(s, stream=None, datagrams=()),
+    )
 
 
 @contextlib.contextmanager
