@@ -33,7 +33,25 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_analyze)
 
 
-def _renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
+def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_not_seen: bool = False) -> None:
+    """Render a report in `fmt` to `output` (a path, or stdout for None or "-"); shared by analyze and live."""
+    if fmt != "table":
+        write_text(renderer(fmt)(report), output)
+        return
+    from analyzer.report.terminal_report import render_terminal
+
+    if output and output != "-":
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                render_terminal(report, fh, color=False, show_not_seen=show_not_seen)
+        except OSError as exc:
+            raise AnalyzerError(f"cannot write {output}: {exc.strerror}") from None
+    else:
+        render_terminal(report, sys.stdout, show_not_seen=show_not_seen)
+
+
+def renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
+    """The renderer of a non-terminal format: report dict in, text out."""
     if fmt == "json":
         import json
 
@@ -91,16 +109,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         analysis = analyze(args.files, edition=args.edition, signatures=args.signatures,
                            all_services=args.all_services, progress=progress)
     report = analysis.report
-    if args.format == "table":
-        from analyzer.report.terminal_report import render_terminal
-
-        if args.output and args.output != "-":
-            with open(args.output, "w", encoding="utf-8") as fh:
-                render_terminal(report, fh, color=False, show_not_seen=args.all_services)
-        else:
-            render_terminal(report, sys.stdout, show_not_seen=args.all_services)
-    else:
-        write_text(_renderer(args.format)(report), args.output)
+    write_report(report, args.format, args.output, show_not_seen=args.all_services)
     if args.html:
         write_text(analysis.to_html(), args.html)
         print(f"HTML report written to {args.html}", file=sys.stderr)

@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 from analyzer.catalogue import EDITIONS
-from analyzer.cli.output import write_text
 from analyzer.errors import AnalyzerError
 
 FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
@@ -124,18 +123,6 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def _render(report: dict[str, Any], args: argparse.Namespace) -> None:
-    if args.format == "table":
-        from analyzer.report.terminal_report import render_terminal
+    from analyzer.cli.analyze import write_report
 
-        if args.output and args.output != "-":
-            try:
-                with open(args.output, "w", encoding="utf-8") as fh:
-                    render_terminal(report, fh, color=False)
-            except OSError as exc:
-                raise AnalyzerError(f"cannot write {args.output}: {exc.strerror}") from None
-        else:
-            render_terminal(report, sys.stdout)
-        return
-    from analyzer.cli.analyze import _renderer
-
-    write_text(_renderer(args.format)(report), args.output)
+    write_report(report, args.format, args.output)
