@@ -12,6 +12,7 @@ printer): last RDN first, comma separated, OpenSSL short attribute names.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from collections.abc import Callable
@@ -242,8 +243,14 @@ def _oid_name(oid: x509.ObjectIdentifier) -> str:
     )
 
 
+@functools.lru_cache(maxsize=2048)
 def parse_certificate(der: bytes) -> Certificate:
-    """Facts of one DER certificate; raises ParseError("x509_bad_der") if it cannot be decoded."""
+    """Facts of one DER certificate; raises ParseError("x509_bad_der") if it cannot be decoded.
+
+    Cached: a capture repeats a handful of certificates thousands of times (the
+    benchmark: 8 distinct behind ~30,000 chains, 610 us per parse), and the
+    result is a frozen value of the bytes alone. Errors are not cached.
+    """
     weirds: list[str] = []
     # cryptography warns (rather than fails) on some RFC 5280 violations such as a
     # non-positive serial; those are weirds of the certificate, not console output.
