@@ -17,7 +17,7 @@ from analyzer.diagnosis import Diagnosis, build_report, diagnose
 from analyzer.engine import EngineConfig, EngineResult, ProgressFn, run_engine
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
 
 class Analysis:
@@ -132,6 +132,6 @@ def analyze(
     """Analyse captures (read in order into one flow table) and diagnose them against the catalogue."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    catalogue = load_catalogue(signatures, edition=edition)
+    catalogue = load_catalogue(os.fspath(signatures) if signatures is not None else None, edition=edition)
     result = run_engine(list(paths), config, progress)
     return Analysis(result, diagnose(result, catalogue, all_services=all_services), catalogue)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import cast
 
 from analyzer.protocols._buffer import ParseError
 from analyzer.protocols.dns import (
@@ -199,7 +200,8 @@ class DNSTracker:
         for key, (ts, msg, transport) in list(self._pending.items()):
             if ts < horizon or force:
                 del self._pending[key]
-                (client, cport), (server, sport) = key.client, key.server  # type: ignore[misc]
+                client, cport = cast(tuple[str, int], key.client)
+                server, sport = cast(tuple[str, int], key.server)
                 self.transactions.append(self._transaction(ts, client, cport, server, sport, transport, msg, None, None))
                 if force and len(self._pending) < self.max_pending // 2:
                     break

@@ -164,12 +164,13 @@ def _inspect_tcp(flow: FlowRecord) -> FlowFacts:
         facts_http = HTTPFacts(req, resp)
         if req is not None and req.method == "CONNECT":
             tunnel_tls = None
-            weirds: list[str] = []
+            tunnel_weirds: list[str] = []
             if resp is not None and 200 <= resp.status < 300:
                 c_rest, s_rest = c_data[req.head_length:], s_data[resp.head_length:]
                 if tls.looks_like_tls(c_rest):
-                    tunnel_tls, weirds = _tls(flow, c_rest, s_rest, req.head_length, resp.head_length, tunnelled=True)
-            return FlowFacts(flow, "http-connect", tls=tunnel_tls, http=facts_http, weirds=tuple(weirds))
+                    tunnel_tls, tunnel_weirds = _tls(flow, c_rest, s_rest, req.head_length, resp.head_length,
+                                                     tunnelled=True)
+            return FlowFacts(flow, "http-connect", tls=tunnel_tls, http=facts_http, weirds=tuple(tunnel_weirds))
         return FlowFacts(flow, "http", http=facts_http)
     if flow.server_port == 53 or flow.client_port == 53:
         return FlowFacts(flow, "dns")

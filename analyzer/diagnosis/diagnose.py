@@ -22,7 +22,7 @@ from analyzer.catalogue.model import Entry, Status as EntryStatus
 from analyzer.diagnosis.attribution import attribute
 from analyzer.diagnosis.certs import certificate_anomalies
 from analyzer.diagnosis.dns import DNSJudgement, judge_dns
-from analyzer.diagnosis.interception import assess_chain, judge_signals, tls13_signals
+from analyzer.diagnosis.interception import Signal, assess_chain, judge_signals, tls13_signals
 from analyzer.diagnosis.model import (
     FAILURES,
     Attribution,
@@ -165,7 +165,7 @@ def _tls13_pass(results: list[FlowResult], baselines: PathBaselines) -> None:
                    if r.judgement.interception is not None and r.judgement.interception.issuer]
     products = [r.judgement.interception.product for r in results
                 if r.judgement.interception is not None and r.judgement.interception.product]
-    candidates: list[tuple[FlowResult, list]] = []
+    candidates: list[tuple[FlowResult, list[Signal]]] = []
     for r in results:
         t = r.facts.tls
         if (t is None or r.judgement.interception is not None or not r.attribution.is_apple or t.certificates
@@ -425,19 +425,20 @@ def _findings(flows: list[FlowResult], dns: list[DNSResult], services: list[Serv
 
 
 def _interception_summary(flows: list[FlowResult]) -> list[dict[str, object]]:
-    by: dict[str, dict[str, object]] = {}
+    """One row per inspection product (or "unknown"): the services it intercepts, the best confidence."""
+    by: dict[str, tuple[Interception, list[str]]] = {}
     for f in flows:
         i = f.judgement.interception
         if i is None or f.judgement.verdict is not Verdict.INTERCEPTED:
             continue
-        key = i.product or "unknown"
-        row = by.setdefault(key, {"product": i.product, "issuer": i.issuer, "services": [], "confidence": i.confidence})
+        first, services = by.setdefault(i.product or "unknown", (i, []))
+        if i.confidence == "high" and first.confidence != "high":
+            by[i.product or "unknown"] = (i, services)
         svc = f.attribution.entry.id if f.attribution.entry else None
-        if svc and svc not in row["services"]:  # type: ignore[operator]
-            row["services"].append(svc)  # type: ignore[union-attr]
-        if i.confidence == "high":
-            row["confidence"] = "high"
-    return list(by.values())
+        if svc and svc not in services:
+            services.append(svc)
+    return [{"product": i.product, "issuer": i.issuer, "services": services, "confidence": i.confidence}
+            for i, services in by.values()]
 
 
 def _headline(services: list[ServiceRow], interception: list[dict[str, object]], apple_flows: int,
