@@ -9,6 +9,7 @@ SNI-less flows (APNs on 5223, QUIC, ECH).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import cast
@@ -30,6 +31,7 @@ from analyzer.protocols.dns_registry import ExtendedError, RRType, rcode_name
 from analyzer.protocols.dns_registry import rrtype_name as type_name
 
 ADDRESS_TYPES = (RRType.A, RRType.AAAA)
+MEMO_SIZE = 4096
 MDNS_PORT = 5353
 
 
@@ -121,13 +123,38 @@ class DNSTracker:
         self.max_pending = max_pending
         self._pending: dict[TransactionKey, tuple[float, DNSMessage, str]] = {}
         self._answered: dict[TransactionKey, float] = {}  # recently paired, to spot duplicate responses
+        self._memo: dict[bytes, DNSMessage | ParseError] = {}
         self.transactions: list[DNSTransaction] = []
         self.weird: Counter[str] = Counter()
         self._last_expire = 0.0
 
+    def _parse(self, payload: bytes) -> DNSMessage:
+        """parse_message, memoised on the message without its id.
+
+        Resolvers see the same few questions and answers again and again (the
+        benchmark: 300,000 messages, 43 distinct once the id is set aside), and a
+        parse costs ~60 us where copying a parsed message with another id costs ~3.
+        """
+        if len(payload) < 12:
+            return parse_message(payload)
+        key = payload[2:]
+        hit = self._memo.get(key)
+        if hit is None:
+            try:
+                hit = parse_message(payload)
+            except ParseError as exc:
+                hit = exc
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = hit
+        if isinstance(hit, ParseError):
+            raise hit
+        msg_id = int.from_bytes(payload[:2], "big")
+        return hit if hit.id == msg_id else dataclasses.replace(hit, id=msg_id)
+
     def feed(self, ts: float, src: str, sport: int, dst: str, dport: int, payload: bytes, transport: str = "udp") -> None:
         try:
-            msg = parse_message(payload)
+            msg = self._parse(payload)
         except ParseError as exc:
             self.weird[exc.kind] += 1
             return

@@ -1,0 +1,50 @@
+"""DNS transactions: pairing, duplicates, unanswered queries, and the parse memo keyed without the id."""
+
+from __future__ import annotations
+
+import struct
+
+from analyzer.dnsmap import DNSTracker, NameMap
+
+
+def message(msg_id: int, name: str, response: bool, addr: bytes | None = None) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+    flags = 0x8180 if response else 0x0100
+    head = struct.pack("!HHHHHH", msg_id, flags, 1, 1 if addr else 0, 0, 0)
+    body = labels + struct.pack("!HH", 1, 1)
+    if addr:
+        body += b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + addr
+    return head + body
+
+
+def test_memoised_messages_keep_their_own_ids() -> None:
+    tr = DNSTracker()
+    for i, msg_id in enumerate((0x1111, 0x2222, 0x3333)):
+        ts = 10.0 + i
+        tr.feed(ts, "10.0.0.2", 5000 + i, "10.0.0.1", 53, message(msg_id, "gs.apple.com", False))
+        tr.feed(ts + 0.01, "10.0.0.1", 53, "10.0.0.2", 5000 + i, message(msg_id, "gs.apple.com", True, bytes([17, 0, 0, 1])))
+    done = tr.finish()
+    assert [t.id for t in done] == [0x1111, 0x2222, 0x3333]
+    assert all(t.rcode == "NOERROR" and t.addresses == ("17.0.0.1",) for t in done)
+    assert len(tr._memo) == 2  # one query shape, one response shape, whatever the ids
+    assert NameMap(done).lookup("10.0.0.2", "17.0.0.1", 20.0).query == "gs.apple.com"  # type: ignore[union-attr]
+
+
+def test_duplicate_response_and_unanswered_query() -> None:
+    tr = DNSTracker()
+    tr.feed(1.0, "10.0.0.2", 5000, "10.0.0.1", 53, message(7, "xp.apple.com", False))
+    tr.feed(1.1, "10.0.0.1", 53, "10.0.0.2", 5000, message(7, "xp.apple.com", True, bytes(4)))
+    tr.feed(1.2, "10.0.0.1", 53, "10.0.0.2", 5000, message(7, "xp.apple.com", True, bytes(4)))
+    tr.feed(2.0, "10.0.0.2", 5001, "10.0.0.1", 53, message(8, "albert.apple.com", False))
+    done = tr.finish()
+    assert [(t.query, t.rcode) for t in done] == [("xp.apple.com", "NOERROR"), ("albert.apple.com", None)]
+    assert tr.weird["dns_duplicate_response"] == 1
+
+
+def test_malformed_message_is_a_weird_also_when_memoised() -> None:
+    tr = DNSTracker()
+    bad = message(9, "a.b", False)[:-3]  # cut inside the question
+    tr.feed(1.0, "10.0.0.2", 5000, "10.0.0.1", 53, bad)
+    tr.feed(1.5, "10.0.0.2", 5000, "10.0.0.1", 53, bytes([0, 10]) + bad[2:])
+    assert sum(tr.weird.values()) == 2
+    assert tr.finish() == []
