@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from analyzer.cli.output import write_text
-from analyzer.engine import CaptureSummary, EngineResult, run_engine
-from analyzer.report.records import dns_dict, flow_dict
+from analyzer.engine import EngineResult, run_engine
+from analyzer.report.records import capture_dict, dns_dict, flow_dict
 from analyzer.report.terminal import make_console, plain_table
 
 
@@ -20,12 +20,6 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=("table", "json", "jsonl"), default="table")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
     p.set_defaults(func=cmd_flows)
-
-
-def capture_dict(c: CaptureSummary) -> dict[str, Any]:
-    return {"source": c.source, "format": c.format, "packets": c.packets, "bytes": c.bytes,
-            "first_ts": c.first_ts, "last_ts": c.last_ts, "link_types": list(c.link_types),
-            "truncated": c.truncated, "dropped": c.dropped, "weird": dict(c.weird)}
 
 
 def result_dict(res: EngineResult) -> dict[str, Any]:

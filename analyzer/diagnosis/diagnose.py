@@ -272,10 +272,6 @@ def _judge_service(row: ServiceRow) -> None:
     row.advice = _advice(row, intercepted, failed, dns_fail)
 
 
-def _host_text(e: Entry) -> str:
-    return e.host
-
-
 def _ports_text(row: ServiceRow, flows: list[FlowResult]) -> str:
     ports = sorted({f.attribution.port or f.facts.flow.server_port for f in flows})
     proto = sorted({"TCP" if f.facts.flow.proto == TCP else "UDP" for f in flows})

@@ -9,16 +9,10 @@ from analyzer import __version__
 from analyzer.catalogue.loader import Catalogue
 from analyzer.diagnosis.diagnose import Diagnosis, DNSResult, FlowResult, ServiceRow, flow_filter
 from analyzer.diagnosis.model import Finding
-from analyzer.engine import CaptureSummary, EngineResult
-from analyzer.report.records import dns_dict, flow_dict
+from analyzer.engine import EngineResult
+from analyzer.report.records import capture_dict, dns_dict, flow_dict
 
 SCHEMA_VERSION = 1
-
-
-def capture_dict(c: CaptureSummary) -> dict[str, Any]:
-    return {"source": c.source, "format": c.format, "packets": c.packets, "bytes": c.bytes,
-            "first_ts": c.first_ts, "last_ts": c.last_ts, "link_types": list(c.link_types),
-            "truncated": c.truncated, "dropped": c.dropped, "weird": dict(c.weird)}
 
 
 def _flow(f: FlowResult) -> dict[str, Any]:

@@ -15,8 +15,6 @@ TCP, UDP = 6, 17
 # A capture that ends within this long after a request cannot show that it went unanswered.
 TOO_SOON = 1.0
 ICMP_UNREACHABLE = {(4, 3), (6, 1)}  # (ip version, ICMP type) of destination unreachable
-CERT_REJECTION_ALERTS = {"unknown_ca", "bad_certificate", "certificate_unknown", "unsupported_certificate",
-                         "access_denied", "decrypt_error"}
 
 
 def _dur(a: float | None, b: float | None) -> str:
@@ -173,7 +171,8 @@ def judge_udp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
         return Judgement(Verdict.OK, "answered")
     if answered:
         return Judgement(Verdict.OK, "the server sent datagrams")
-    if r.open_at_end and capture_end - r.client.last_ts < TOO_SOON if r.client.last_ts else False:
+    last_request = r.client.last_ts
+    if r.open_at_end and last_request is not None and capture_end - last_request < TOO_SOON:
         return Judgement(Verdict.INCOMPLETE, f"the capture ends right after the {what}")
     n = r.client.packets
     return Judgement(Verdict.NO_RESPONSE, f"{n} {what}{'s' if n != 1 else ''} over {_dur(r.ts_start, r.ts_end)}, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.dnsmap import DNSTransaction
+from analyzer.engine import CaptureSummary
 from analyzer.flows.records import DirectionStats, FlowRecord
 from analyzer.inspect import FlowFacts, TLSFacts
 from analyzer.protocols.tls_registry import alert_name, version_name
@@ -163,6 +164,12 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
         out["ntp"] = {"requests": f.ntp.requests, "replies": f.ntp.replies, "stratum": f.ntp.stratum,
                       "kiss_code": f.ntp.kiss_code}
     return out
+
+
+def capture_dict(c: CaptureSummary) -> dict[str, Any]:
+    return {"source": c.source, "format": c.format, "packets": c.packets, "bytes": c.bytes,
+            "first_ts": c.first_ts, "last_ts": c.last_ts, "link_types": list(c.link_types),
+            "truncated": c.truncated, "dropped": c.dropped, "weird": dict(c.weird)}
 
 
 def dns_dict(t: DNSTransaction) -> dict[str, Any]:
