@@ -70,17 +70,29 @@ class EngineResult:
 
 
 ProgressFn = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
+FlowSink = Callable[[FlowFacts], None]
 
 
 class Engine:
-    """Feed packets (from files or a live source); `finish()` returns every record."""
+    """Feed packets (from files or a live source); `finish()` returns every record.
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    With `on_flow`, each flow's facts go to that callback as the flow finishes
+    and are not kept, so memory stays flat however long the capture is (what
+    `apple-net flows --format jsonl` does); `finish()` then returns no flows.
+    """
+
+    def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None,
+                 shard: tuple[int, int] | None = None) -> None:
         self.config = config or EngineConfig()
+        # (k, n): keep only the flows that `shard_of` gives to k of n (see analyzer.parallel).
+        self._shard = shard if shard is not None and shard[1] > 1 else None
+        # Frame-level weirds (reader, decoder) are the same in every shard: one shard counts them.
+        self._counts_frames = self._shard is None or self._shard[0] == 0
         self.table = FlowTable(self.config.flows)
         self.decoder = Decoder()
         self.dns = DNSTracker(self.config.dns_pending_timeout, self.config.dns_max_pending)
         self.flows: list[FlowFacts] = []
+        self._sink: FlowSink = self.flows.append if on_flow is None else on_flow
         self.weird: Counter[str] = Counter()
         self.captures: list[CaptureSummary] = []
 
@@ -90,9 +102,13 @@ class Engine:
             pkt = self.decoder(raw)
             if pkt is None:
                 return
-            if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
+            if self._shard is not None and shard_of(pkt, self._shard[1]) != self._shard[0]:
+                finished = self.table.advance(pkt.ts)
+            elif pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
                 self.dns.feed(pkt.ts, ip_text(pkt.src), pkt.sport, ip_text(pkt.dst), pkt.dport, pkt.payload)
-            finished = self.table.add(pkt)
+                finished = self.table.add(pkt)
+            else:
+                finished = self.table.add(pkt)
         except Exception as exc:  # the error boundary: count, keep going
             self._internal("packet", exc)
             return
@@ -121,7 +137,7 @@ class Engine:
             self.weird[w] += 1
         # The parsers have read the payload bytes; keeping them would make memory grow with the capture.
         _release_payload(rec)
-        self.flows.append(facts)
+        self._sink(facts)
 
     def _dns_over_tcp(self, rec: FlowRecord) -> None:
         for stream, (src, sport, dst, dport) in (
@@ -180,7 +196,8 @@ class Engine:
             dropped=None,
             weird=tuple(sorted(reader.weird.items())),
         )
-        self.weird.update(reader.weird)
+        if self._counts_frames:
+            self.weird.update(reader.weird)
         self.captures.append(summary)
         return summary
 
@@ -191,12 +208,31 @@ class Engine:
             self._internal("decoder_finish", exc)
         for rec in self.table.flush():
             self._flow_done(rec)
-        self.weird.update(self.decoder.weird)
+        if self._counts_frames:
+            self.weird.update(self.decoder.weird)
         self.weird.update(self.table.weird)
         self.weird.update(self.dns.weird)
         dns = self.dns.finish()
         self.flows.sort(key=lambda f: (f.flow.ts_start, f.flow.uid))
         return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird)
+
+
+def shard_of(pkt: Packet, n: int) -> int:
+    """Which of n shards a packet's flow belongs to: the same for both directions.
+
+    ICMP errors go with the flow whose header they quote, so they still find
+    it. `hash` is salted per interpreter: shards must be forked from one parent.
+    """
+    proto = pkt.proto
+    if proto == TCP or proto == UDP:
+        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+    else:
+        q = pkt.icmp.quoted if pkt.icmp is not None else None
+        if q is not None and (q.proto == TCP or q.proto == UDP):
+            a, b, proto = (q.src, q.sport), (q.dst, q.dport), q.proto
+        else:
+            a, b = (pkt.src, 0), (pkt.dst, 0)
+    return hash((a, b, proto) if a <= b else (b, a, proto)) % n
 
 
 def _release_payload(rec: FlowRecord) -> None:
@@ -231,9 +267,9 @@ def relaxed_gc() -> Iterator[None]:
 
 
 def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | None = None,
-               progress: ProgressFn | None = None) -> EngineResult:
+               progress: ProgressFn | None = None, on_flow: FlowSink | None = None) -> EngineResult:
     """Read captures in order into one engine (one flow table: a capture split in files stays whole)."""
-    engine = Engine(config)
+    engine = Engine(config, on_flow)
     with relaxed_gc():
         for p in paths:
             engine.read(p, progress)

@@ -127,7 +127,7 @@ def test_investigate_runs_on_the_bundled_capture() -> None:
     assert len(outputs(nb, "image/png")) == 4
     streams = "".join(outputs(nb, "stream"))
     # The evidence printout and the Wireshark commands for each finding.
-    assert "Ca2f51dd556c99966ef  tcp gsa.apple.com:443  ->  reset: reset after the ClientHello by the middlebox" in streams
+    assert "C7fc3a57795352d07fb  tcp gsa.apple.com:443  ->  reset: reset after the ClientHello by the middlebox" in streams
     assert ("wireshark -r ../samples/mixed_session.pcap -Y 'ip.addr==10.77.0.2 && ip.addr==17.253.1.10 && "
             "tcp.port==57112 && tcp.port==443'") in streams
     assert "set html_report to a path to write the HTML report" in streams

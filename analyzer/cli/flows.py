@@ -6,8 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from analyzer.cli.output import write_text
+from analyzer.cli.output import open_binary_output, write_text
+from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import EngineResult, run_engine
+from analyzer.errors import AnalyzerError
+from analyzer.inspect import FlowFacts
+from analyzer.parallel import can_fork, stream_lines
+from analyzer.report.jsonl import dns_event, envelope, flow_event, json_line
 from analyzer.report.records import capture_dict, dns_dict, flow_dict
 from analyzer.report.terminal import make_console, plain_table
 
@@ -19,6 +24,9 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--format", choices=("table", "json", "jsonl"), default="table")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
+    p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
+                   help="with --format jsonl: split the flows across N processes (each reads the whole "
+                   "capture; flows then come in no fixed order). Default 1")
     p.set_defaults(func=cmd_flows)
 
 
@@ -27,22 +35,42 @@ def result_dict(res: EngineResult) -> dict[str, Any]:
             "dns": [dns_dict(t) for t in res.dns], "weird": dict(sorted(res.weird.items()))}
 
 
-def _jsonl(res: EngineResult) -> str:
-    lines = []
-    for c in res.captures:
-        lines.append(json.dumps({"event_type": "capture", **capture_dict(c)}))
-    for f in res.flows:
-        d = flow_dict(f)
-        lines.append(json.dumps({"timestamp": d["ts_start"], "event_type": "flow", "flow_id": d["id"],
-                                 "community_id": d["community_id"], "proto": d["proto"],
-                                 "src_ip": d["client"]["ip"], "src_port": d["client"]["port"],
-                                 "dest_ip": d["server"]["ip"], "dest_port": d["server"]["port"], "flow": d}))
-    for t in res.dns:
-        d = dns_dict(t)
-        lines.append(json.dumps({"timestamp": d["ts"], "event_type": "dns", "proto": d["transport"],
-                                 "src_ip": d["client"]["ip"], "src_port": d["client"]["port"],
-                                 "dest_ip": d["server"]["ip"], "dest_port": d["server"]["port"], "dns": d}))
-    return "".join(line + "\n" for line in lines)
+def _flow_line(f: FlowFacts) -> bytes:
+    return json_line(flow_event(flow_dict(f)))
+
+
+def _dns_line(t: DNSTransaction) -> bytes:
+    return json_line(dns_event(dns_dict(t)))
+
+
+def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
+    """EVE-like JSON lines, each flow written as it finishes: memory stays flat on any capture.
+
+    Flows come in the order they end (as Zeek's conn.log), DNS transactions
+    after them, then one "capture" event per file and a closing "stats" event
+    with the counts and weirds.
+    """
+    with open_binary_output(path) as out:
+        if workers > 1 and can_fork():
+            total = stream_lines(files, workers, out, _flow_line, _dns_line)
+            captures, counts, weird = total.captures, {"flows": total.flows, "dns": total.dns}, total.weird
+        else:
+            write = out.write
+            counts = {"flows": 0, "dns": 0}
+
+            def on_flow(f: FlowFacts) -> None:
+                counts["flows"] += 1
+                write(_flow_line(f))
+
+            res = run_engine(files, on_flow=on_flow)
+            for t in res.dns:
+                counts["dns"] += 1
+                write(_dns_line(t))
+            captures, weird = res.captures, res.weird
+        for c in captures:
+            out.write(json_line(envelope("capture", c.first_ts, capture_dict(c))))
+        last = max((c.last_ts for c in captures if c.last_ts is not None), default=None)
+        out.write(json_line(envelope("stats", last, {**counts, "weird": dict(sorted(weird.items()))})))
 
 
 def _table(res: EngineResult) -> str:
@@ -75,11 +103,14 @@ def _table(res: EngineResult) -> str:
 
 
 def cmd_flows(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise AnalyzerError("--workers must be at least 1")
+    if args.format == "jsonl":
+        _stream_jsonl(args.files, args.output, args.workers)
+        return 0
     res = run_engine(args.files)
     if args.format == "json":
         write_text(json.dumps(result_dict(res), indent=1) + "\n", args.output)
-    elif args.format == "jsonl":
-        write_text(_jsonl(res), args.output)
     else:
         write_text(_table(res), args.output)
     return 0

@@ -199,13 +199,15 @@ def client_side_by_content(payload: bytes) -> int | None:
     return None
 
 
-def _uid(serial: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int, proto: int) -> str:
+def _uid(dup: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int, proto: int) -> str:
     """A Zeek-like uid ("C" + 18 hex digits), the same for the same capture and config.
 
-    Hashes the flow's first packet (time, 5-tuple) and its serial number in
-    the table (which tells apart two flows starting alike, e.g. port reuse).
+    Hashes the flow's first packet (time, 5-tuple) and `dup`, the number of
+    flows that started before it at the same time with the same 5-tuple (0
+    but for duplicated packets). Nothing else in the table goes in, so a flow
+    gets the same uid when the capture's flows are split across processes.
     """
-    return "C" + hashlib.blake2b(_UID_KEY(serial, ts, sport, dport, proto) + src + dst, digest_size=9).hexdigest()
+    return "C" + hashlib.blake2b(_UID_KEY(dup, ts, sport, dport, proto) + src + dst, digest_size=9).hexdigest()
 
 
 _UID_KEY = struct.Struct("!QdHHB").pack
@@ -400,6 +402,7 @@ class _Flow:
         "addrs",
         "alive",
         "decided",
+        "dup",
         "eps",
         "first_ts",
         "flipped",
@@ -428,6 +431,7 @@ class _Flow:
 
     def __init__(self, serial: int, pkt: Packet, proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> None:
         self.serial = serial
+        self.dup = 0
         self.proto = proto
         self.ipv = pkt.ip_version
         self.vlan = pkt.vlan
@@ -477,6 +481,8 @@ class FlowTable:
         self._heap: list[tuple[float, int, _Flow]] = []
         self._next_timer = _INF
         self._serial = 0
+        self._dup_ts = _INF  # flows started at this time, by 5-tuple (for uids)
+        self._dup_keys: dict[_Key, int] = {}
         self._out: list[FlowRecord] = []  # reused until a record goes into it
         self._clock = -_INF  # the newest packet time seen
         self._held: list[Packet] = []  # consecutive packets far older than the clock
@@ -557,6 +563,22 @@ class FlowTable:
             self._udp(pkt, ts, out)
         else:
             self._process(pkt, out)
+        if out:
+            self._out = []
+            return out
+        return _NOTHING
+
+    def advance(self, ts: float) -> Sequence[FlowRecord]:
+        """Move the clock to a packet's time without the packet: what a shard does with the others' packets.
+
+        Timers fire as they would had the packet been added, so a flow ends
+        for the same reason in one table as in the shard that holds it.
+        """
+        out = self._out
+        if ts >= self._next_timer:
+            self._expire(ts, out)
+        if ts >= self._clock:
+            self._clock = ts
         if out:
             self._out = []
             return out
@@ -1028,6 +1050,12 @@ class FlowTable:
         self._serial += 1
         flow = _Flow(self._serial, pkt, proto, src, sport, dst, dport)
         k0 = (src, sport, dst, dport, proto)
+        if ts != self._dup_ts:
+            self._dup_ts = ts
+            self._dup_keys.clear()
+        dup = self._dup_keys.get(k0, 0)
+        self._dup_keys[k0] = dup + 1
+        flow.dup = dup
         k1 = (dst, dport, src, sport, proto)
         keys = self._keys
         if k0 == k1:
@@ -1162,7 +1190,7 @@ class FlowTable:
         rtt2 = ack_ts - synack_ts if ack_ts is not None and synack_ts is not None else None
         eps = flow.eps
         return _make_record(
-            uid=_uid(flow.serial, flow.first_ts, flow.addrs[0], flow.ports[0], flow.addrs[1], flow.ports[1], proto),
+            uid=_uid(flow.dup, flow.first_ts, flow.addrs[0], flow.ports[0], flow.addrs[1], flow.ports[1], proto),
             community_id=community_id(addr_o, addr_r, proto, port_o, port_r),
             proto=proto,
             ip_version=flow.ipv,
