@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.cli import main
 from analyzer.report.jsonl import json_line
+from analyzer.report.terminal_report import iso_ts
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "mixed_session.pcap"
@@ -90,3 +94,10 @@ def test_json_line_is_one_ascii_line(text: str) -> None:
     back = json.loads(line)
     assert back["n"] == 1.5
     assert back["sni"] == text
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(min_value=-1e9, max_value=4e9, allow_nan=False) | st.integers(0, 4 * 10**15).map(lambda n: n / 1e6))
+def test_iso_ts_is_datetimes_isoformat(ts: float) -> None:
+    # iso_ts caches the date-time part per second and rounds the microseconds itself.
+    assert iso_ts(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")

@@ -290,7 +290,7 @@ class _Side:
         self.fin_ts: float | None = None
         self.rst_count = 0
         self.rst_open: list[_Rst] | None = None  # this side's RSTs, counting what follows
-        self.datagrams: list[tuple[float, bytes]] | None = None
+        self.datagrams: list[Datagram] | None = None
         self.datagram_count = 0
 
     def ttl_counts(self) -> tuple[tuple[int, int], ...]:
@@ -951,9 +951,9 @@ class FlowTable:
         st.datagram_count += 1
         if st.datagram_count <= self._max_datagrams:
             if st.datagrams is None:
-                st.datagrams = [(ts, pkt.payload)]
+                st.datagrams = [_make_datagram(ts, pkt.payload)]
             else:
-                st.datagrams.append((ts, pkt.payload))
+                st.datagrams.append(_make_datagram(ts, pkt.payload))
         if pkt.proc_name is not None or pkt.pid is not None:
             self._proc(flow, pkt)
         if pkt.iface != flow.iface:
@@ -1263,6 +1263,6 @@ class FlowTable:
             zero_windows=win0,
             missed_bytes=missed,
             stream=stream,
-            datagrams=tuple(_make_datagram(t, p) for t, p in st.datagrams) if st.datagrams else (),
+            datagrams=tuple(st.datagrams) if st.datagrams else (),
             datagram_count=st.datagram_count,
         )

@@ -12,6 +12,8 @@ status order) are shared by the other renderers.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -49,7 +51,21 @@ def iso_ts(ts: float | None) -> str | None:
     """ISO 8601 UTC with microseconds, as Suricata EVE writes timestamps."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+    if ts < 0:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+    # Every flow and DNS line has one: the date-time part is shared by the records of a
+    # second. Rounding as datetime.fromtimestamp does (fraction * 1e6, half to even).
+    sec = int(ts)
+    us = round((ts - sec) * 1e6)
+    if us >= 1_000_000:
+        sec += 1
+        us -= 1_000_000
+    return f"{_iso_second(sec)}.{us:06d}+00:00"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_second(sec: int) -> str:
+    return datetime.fromtimestamp(sec, UTC).isoformat()[:19]
 
 
 def status_sort_key(service: Mapping[str, Any]) -> tuple[int, str, str]:
