@@ -16,10 +16,10 @@ import gc
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from analyzer.capture.decode import Decoder, Packet, ip_text
+from analyzer.capture.decode import Decoder, Packet, decode, ip_text
 from analyzer.capture.reader import RawPacket, open_capture
 from analyzer.dnsmap import DNSTracker, DNSTransaction, NameMap
 from analyzer.flows.config import FlowConfig
@@ -86,8 +86,9 @@ class Engine:
         self.config = config or EngineConfig()
         # (k, n): keep only the flows that `shard_of` gives to k of n (see analyzer.parallel).
         self._shard = shard if shard is not None and shard[1] > 1 else None
-        # Frame-level weirds (reader, decoder) are the same in every shard: one shard counts them.
+        # The reader's weirds and the fragments left at the end are the same in every shard: one counts them.
         self._counts_frames = self._shard is None or self._shard[0] == 0
+        self._scratch: Counter[str] = Counter()
         self.table = FlowTable(self.config.flows)
         self.decoder = Decoder()
         self.dns = DNSTracker(self.config.dns_pending_timeout, self.config.dns_max_pending)
@@ -99,20 +100,53 @@ class Engine:
     # -- packets -------------------------------------------------------------
     def feed(self, raw: RawPacket) -> None:
         try:
-            pkt = self.decoder(raw)
-            if pkt is None:
-                return
-            if self._shard is not None and shard_of(pkt, self._shard[1]) != self._shard[0]:
-                finished = self.table.advance(pkt.ts)
-            elif pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
-                self.dns.feed(pkt.ts, ip_text(pkt.src), pkt.sport, ip_text(pkt.dst), pkt.dport, pkt.payload)
-                finished = self.table.add(pkt)
+            if self._shard is not None:
+                pkt = self._shard_decode(raw)
+                if pkt is None:
+                    return
             else:
-                finished = self.table.add(pkt)
+                pkt = self.decoder(raw)
+                if pkt is None:
+                    return
+            if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
+                self.dns.feed(pkt.ts, ip_text(pkt.src), pkt.sport, ip_text(pkt.dst), pkt.dport, pkt.payload)
+            finished = self.table.add(pkt)
         except Exception as exc:  # the error boundary: count, keep going
             self._internal("packet", exc)
             return
         for rec in finished:
+            self._flow_done(rec)
+
+    def _shard_decode(self, raw: RawPacket) -> Packet | None:
+        """Decode only this shard's packets; the others just move the table's clock.
+
+        A plain Ethernet/IP/TCP-or-UDP frame's shard is read off its bytes
+        (most of a capture); anything else is decoded to find out. The frame
+        weirds of a packet are counted by the shard that owns it (shard 0 for
+        frames that decode to nothing), so the shards' counts add up to one
+        process's.
+        """
+        k, n = self._shard  # type: ignore[misc]
+        owner = raw_shard(raw, n)
+        if owner is not None and owner != k:
+            self._finished(self.table.advance(raw.ts))
+            return None
+        scratch = self._scratch
+        pkt = decode(raw, self.decoder.frags, scratch)
+        if owner is None:
+            owner = shard_of(pkt, n) if pkt is not None else 0
+        if scratch:
+            if owner == k:
+                self.decoder.weird.update(scratch)
+            scratch.clear()
+        if owner != k:
+            if pkt is not None:
+                self._finished(self.table.advance(pkt.ts))
+            return None
+        return pkt
+
+    def _finished(self, recs: Sequence[FlowRecord]) -> None:
+        for rec in recs:
             self._flow_done(rec)
 
     def feed_packet(self, pkt: Packet) -> None:
@@ -203,18 +237,49 @@ class Engine:
 
     def finish(self) -> EngineResult:
         try:
-            self.decoder.finish()
+            if self._counts_frames:
+                self.decoder.finish()
         except Exception as exc:
             self._internal("decoder_finish", exc)
         for rec in self.table.flush():
             self._flow_done(rec)
-        if self._counts_frames:
-            self.weird.update(self.decoder.weird)
+        self.weird.update(self.decoder.weird)
         self.weird.update(self.table.weird)
         self.weird.update(self.dns.weird)
         dns = self.dns.finish()
         self.flows.sort(key=lambda f: (f.flow.ts_start, f.flow.uid))
         return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird)
+
+
+def raw_shard(raw: RawPacket, n: int) -> int | None:
+    """`shard_of` read straight off an untagged Ethernet IPv4/IPv6 TCP/UDP frame; None for any other frame.
+
+    The same key as `shard_of` (addresses are the same bytes slices the
+    decoder makes), so a shard skips the others' packets without decoding them.
+    """
+    if raw[1] != 1:
+        return None
+    d = raw[2]
+    if len(d) < 38:
+        return None
+    if d[12] == 8 and d[13] == 0:
+        if d[14] >> 4 != 4 or d[20] & 0x3F or d[21]:  # not v4, or a fragment (MF or an offset)
+            return None
+        proto = d[23]
+        if proto != TCP and proto != UDP:
+            return None
+        t = 14 + (d[14] & 0x0F) * 4
+        if len(d) < t + 4:
+            return None
+        a, b = (d[26:30], (d[t] << 8) | d[t + 1]), (d[30:34], (d[t + 2] << 8) | d[t + 3])
+    elif d[12] == 0x86 and d[13] == 0xDD:
+        proto = d[20]
+        if (proto != TCP and proto != UDP) or len(d) < 58 or d[14] >> 4 != 6:
+            return None
+        a, b = (d[22:38], (d[54] << 8) | d[55]), (d[38:54], (d[56] << 8) | d[57])
+    else:
+        return None
+    return hash((a, b, proto) if a <= b else (b, a, proto)) % n
 
 
 def shard_of(pkt: Packet, n: int) -> int:

@@ -9,6 +9,8 @@ Every tool runs as a subprocess under `/usr/bin/time -f '%e %M %U %S'` (wall, pe
 user, sys) after the input was read once into the page cache. Rows:
 
   ours-cli     .venv/bin/apple-net flows FILE --format jsonl -o /dev/null   (all records, JSON)
+  ours-cli-j2  the same with -j 2 (two processes, each keeping half the flows)
+  ours-analyze .venv/bin/apple-net analyze FILE --format json -o /dev/null (records + diagnosis)
   ours-api     analyzer.engine.run_engine(FILE) in a child python (no JSON), which also
                reports the counts for the cross-check
   proto-bulk   bench/prototype_bulk.py FILE (the bulk numpy prototype), if present
@@ -451,6 +453,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stdout = None
             if tool == "ours-cli":
                 cmd = [str(APPLE_NET), "flows", str(path), "--format", "jsonl", "-o", "/dev/null"]
+            elif tool == "ours-cli-j2":
+                cmd = [str(APPLE_NET), "flows", str(path), "--format", "jsonl", "-o", "/dev/null", "-j", "2"]
+            elif tool == "ours-analyze":
+                cmd = [str(APPLE_NET), "analyze", str(path), "--format", "json", "-o", "/dev/null"]
             elif tool == "ours-api":
                 cmd = [str(VENV_PY), str(Path(__file__).resolve()), "--inproc", str(path),
                        "--out", str(work / f"ours-{label}.json")]
@@ -586,7 +592,7 @@ def report(result: dict[str, Any]) -> str:
     lines.append("")
     lines.append("| ours | vs | wall ratio | CPU ratio |")
     lines.append("|---|---|---:|---:|")
-    for ours in ("ours-cli", "ours-api", "proto-bulk", "proto-bulk-2w"):
+    for ours in ("ours-cli", "ours-cli-j2", "ours-api", "ours-analyze", "proto-bulk", "proto-bulk-2w"):
         o = by.get((ours, "1x"))
         if o is None or not o.get("cpu"):
             continue
@@ -607,16 +613,19 @@ def report(result: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Targets (issue 3): CPU faster than ndpiReader, >= 10x faster than tshark, peak RSS < 500 MiB, "
                  "2xd/1x RSS <= 1.1:")
-    for ours in ("ours-cli", "proto-bulk", "proto-bulk-2w"):
+    for ours in ("ours-cli", "ours-cli-j2", "proto-bulk", "proto-bulk-2w"):
         o, o2 = by.get((ours, "1x")), by.get((ours, "2xd"))
         nd, ts = by.get(("ndpi-q", "1x")), by.get(("tshark-sni", "1x"))
         if not o or not o.get("cpu"):
             continue
         verdict = []
-        if nd and nd.get("cpu"):
-            verdict.append(f"vs ndpiReader {nd['cpu'] / o['cpu']:.2f}x {'MET' if o['cpu'] < nd['cpu'] else 'not met'}")
-        if ts and ts.get("cpu"):
-            verdict.append(f"vs tshark {ts['cpu'] / o['cpu']:.1f}x {'MET' if ts['cpu'] >= 10 * o['cpu'] else 'not met'}")
+        # Several processes only gain in wall time, so those rows are judged on both.
+        kinds = ("cpu", "wall") if ours.endswith(("-j2", "-2w")) else ("cpu",)
+        for k in kinds:
+            if nd and nd.get(k):
+                verdict.append(f"{k} vs ndpiReader {nd[k] / o[k]:.2f}x {'MET' if o[k] < nd[k] else 'not met'}")
+            if ts and ts.get(k):
+                verdict.append(f"{k} vs tshark {ts[k] / o[k]:.1f}x {'MET' if ts[k] >= 10 * o[k] else 'not met'}")
         verdict.append(f"RSS {o['rss_mib']:.0f} MiB {'MET' if o['rss_mib'] < 500 else 'not met'}")
         if o2 and o2.get("rss_mib"):
             flat = o2["rss_mib"] / o["rss_mib"]
@@ -690,7 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--input", default=str(DEFAULT_INPUT), help="classic pcap (default: %(default)s)")
     ap.add_argument("--scale", type=float, default=1.0, help="use only this leading fraction of the packets")
     ap.add_argument("--runs", type=int, default=1, help="runs per measured command (median reported)")
-    ap.add_argument("--tools", default="ours-cli,ours-api,proto-bulk,proto-bulk-2w,tshark-sni,ndpi-q")
+    ap.add_argument("--tools", default="ours-cli,ours-cli-j2,ours-api,ours-analyze,proto-bulk,proto-bulk-2w,"
+                    "tshark-sni,ndpi-q")
     ap.add_argument("--no-2x", action="store_true", help="skip the 2x distinct-flow capture")
     ap.add_argument("--tshark-2x", action="store_true", help="also run tshark on 2xd (~2x its 1x time)")
     ap.add_argument("--profile", action="store_true", help="per-stage passes + py-spy on the 1x input")
