@@ -4,16 +4,22 @@ DNS is handled per message, not per flow: a resolver may reuse one 5-tuple for
 thousands of queries, and every one matters. The map answers "which names had
 this client just resolved to this server address?", the evidence that labels
 SNI-less flows (APNs on 5223, QUIC, ECH).
+
+Memory stays bounded on captures of any length: queries wait at most
+`pending_timeout` of capture time (and at most `max_pending` at once), the
+recently-answered set is pruned with them and held under twice that, the parse
+memo holds at most `MEMO_SIZE` messages and `MEMO_BYTES` bytes, and with an
+`on_transaction` callback finished transactions are handed over, not kept.
 """
 
 from __future__ import annotations
 
 import bisect
-import dataclasses
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import cast
 
+from analyzer.flows.records import fast_constructor
 from analyzer.protocols._buffer import ParseError
 from analyzer.protocols.dns import (
     DNSMessage,
@@ -25,14 +31,19 @@ from analyzer.protocols.dns import (
     SVCBData,
     TXTData,
     UndecodedRData,
+    cname_chain,
+    parse_message,
 )
-from analyzer.protocols.dns import TransactionKey, cname_chain, parse_message, transaction_key
 from analyzer.protocols.dns_registry import ExtendedError, RRType, rcode_name
 from analyzer.protocols.dns_registry import rrtype_name as type_name
 
 ADDRESS_TYPES = (RRType.A, RRType.AAAA)
-MEMO_SIZE = 4096
+MEMO_SIZE = 4096  # distinct messages (the benchmark has 43)
+MEMO_BYTES = 4 << 20  # and their bytes: a DNS-over-TCP message can be 64 KB
 MDNS_PORT = 5353
+# A compression pointer to offset 0 or 1 reads the id as a name; such a body
+# cannot be memoised on the bytes after the id.
+_POINTERS_INTO_ID = (b"\xc0\x00", b"\xc0\x01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,126 +126,207 @@ def _extended_errors(msg: DNSMessage) -> tuple[str, ...]:
     return tuple(out)
 
 
-class DNSTracker:
-    """Pairs DNS queries with responses by (client, server, id, question)."""
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """All the tracker takes from one message: pure functions of its bytes after the id.
 
-    def __init__(self, pending_timeout: float = 30.0, max_pending: int = 100_000) -> None:
+    Computed once per distinct message body and memoised, so a resolver's
+    thousandth answer for the same name costs a dict lookup, not a parse.
+    The response-side fields are empty for a query (it never answers).
+    """
+
+    error: str | None  # the ParseError kind when the message does not parse
+    response: bool  # QR bit
+    weirds: tuple[str, ...]
+    question: tuple[str, int, int]  # (normalised name, qtype, qclass), or ("", 0, 0): pairs query and response
+    query: str  # wire spelling, or the first record's owner when there is no question (mDNS)
+    qtype: str
+    rcode: str
+    answers: tuple[Answer, ...]
+    chain: tuple[str, ...]
+    addresses: tuple[str, ...]
+    hints: tuple[str, ...]
+    truncated: bool
+    extended_errors: tuple[str, ...]
+
+
+_NO_QUESTION = ("", 0, 0)
+_NEVER = float("-inf")
+
+
+def _unparsable(kind: str) -> _Message:
+    return _Message(kind, False, (), _NO_QUESTION, "", "", "", (), (), (), (), False, ())
+
+
+def _digest(payload: bytes) -> _Message:
+    try:
+        msg = parse_message(payload)
+    except ParseError as exc:
+        return _unparsable(exc.kind)
+    q = msg.question
+    question = _NO_QUESTION
+    if q is not None:
+        qname, qtype = q.name, type_name(q.qtype)
+        question = (q.normalized_name, q.qtype, q.qclass)
+    elif msg.answers:
+        # mDNS announcements carry no question: name them by their first record, as Zeek does.
+        qname, qtype = msg.answers[0].name, type_name(msg.answers[0].rtype)
+    else:
+        qname, qtype = "", ""
+    if not msg.qr:
+        return _Message(None, False, msg.weirds, question, qname, qtype, "", (), (), (), (), False, ())
+    chain: list[str] = []
+    addresses: tuple[str, ...] = ()
+    if qname:
+        path = cname_chain(qname, msg.answers)
+        addr_set = {str(rr.data) for rr in msg.answers if rr.rtype in ADDRESS_TYPES}
+        chain = [p for p in path if p not in addr_set]
+        addresses = tuple(p for p in path if p in addr_set)
+    return _Message(
+        None, True, msg.weirds, question, qname, qtype, rcode_name(msg.rcode), _answers(msg), tuple(chain),
+        addresses, _hints(msg), msg.tc, _extended_errors(msg),
+    )
+
+
+# Positional, in field order; skips the frozen dataclass __init__ (one transaction per response).
+_new_transaction = fast_constructor(DNSTransaction)
+
+# (client ip, client port, server ip, server port, id, question): TransactionKey's fields, flat.
+_Key = tuple[str, int, str, int, int, tuple[str, int, int]]
+
+
+class DNSTracker:
+    """Pairs DNS queries with responses by (client, server, id, question).
+
+    Without `on_transaction`, finished transactions are kept and `finish()`
+    returns them sorted by time. With it, each transaction is passed to the
+    callback as soon as it is complete (answered; an answer without a query;
+    a query unanswered for `pending_timeout`, or still waiting at `finish()`),
+    in that order of completion, and nothing is kept.
+    """
+
+    def __init__(self, pending_timeout: float = 30.0, max_pending: int = 100_000,
+                 on_transaction: Callable[[DNSTransaction], None] | None = None) -> None:
         self.pending_timeout = pending_timeout
-        self.max_pending = max_pending
-        self._pending: dict[TransactionKey, tuple[float, DNSMessage, str]] = {}
-        self._answered: dict[TransactionKey, float] = {}  # recently paired, to spot duplicate responses
-        self._memo: dict[bytes, DNSMessage | ParseError] = {}
+        self.max_pending = max_pending  # the recently-answered set holds up to twice as many
+        self._pending: dict[_Key, tuple[float, _Message, str]] = {}
+        self._answered: dict[_Key, float] = {}  # recently paired, to spot duplicate responses
+        self._memo: dict[bytes, _Message] = {}  # keyed on the message without its id
+        self._memo_bytes = 0
         self.transactions: list[DNSTransaction] = []
+        self._emit: Callable[[DNSTransaction], None] = (
+            on_transaction if on_transaction is not None else self.transactions.append
+        )
         self.weird: Counter[str] = Counter()
         self._last_expire = 0.0
 
-    def _parse(self, payload: bytes) -> DNSMessage:
-        """parse_message, memoised on the message without its id.
+    def _learn(self, payload: bytes) -> _Message:
+        """A memo miss: parse, derive, and memoise when the id cannot change the result.
 
         Resolvers see the same few questions and answers again and again (the
-        benchmark: 300,000 messages, 43 distinct once the id is set aside), and a
-        parse costs ~60 us where copying a parsed message with another id costs ~3.
+        benchmark: 300,000 messages, 43 distinct once the id is set aside).
         """
+        message = _digest(payload)
         if len(payload) < 12:
-            return parse_message(payload)
-        key = payload[2:]
-        hit = self._memo.get(key)
-        if hit is None:
-            try:
-                hit = parse_message(payload)
-            except ParseError as exc:
-                hit = exc
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = hit
-        if isinstance(hit, ParseError):
-            raise hit
-        msg_id = int.from_bytes(payload[:2], "big")
-        return hit if hit.id == msg_id else dataclasses.replace(hit, id=msg_id)
+            return message
+        body = payload[2:]
+        if _POINTERS_INTO_ID[0] in body or _POINTERS_INTO_ID[1] in body or len(body) > MEMO_BYTES:
+            return message  # maybe a name read from the id (or just such bytes in an address): parse each time
+        if len(self._memo) >= MEMO_SIZE or self._memo_bytes + len(body) > MEMO_BYTES:
+            self._memo.clear()
+            self._memo_bytes = 0
+        self._memo[body] = message
+        self._memo_bytes += len(body)
+        return message
 
     def feed(self, ts: float, src: str, sport: int, dst: str, dport: int, payload: bytes, transport: str = "udp") -> None:
-        try:
-            msg = self._parse(payload)
-        except ParseError as exc:
-            self.weird[exc.kind] += 1
+        m = self._memo.get(payload[2:])
+        if m is None:
+            m = self._learn(payload)
+        if m.error is not None:
+            self.weird[m.error] += 1
             return
-        for w in msg.weirds:
+        for w in m.weirds:
             self.weird[w] += 1
-        if not msg.qr:
-            key = transaction_key(msg, (src, sport), (dst, dport))
+        msg_id = payload[0] << 8 | payload[1]
+        if not m.response:
+            key = (src, sport, dst, dport, msg_id, m.question)
             if key in self._pending:
                 # A retransmitted query: keep the first time, the wait began then.
                 return
             if len(self._pending) >= self.max_pending:
                 self.weird["dns_pending_table_full"] += 1
                 self._expire(ts, force=True)
-            self._pending[key] = (ts, msg, transport)
+            self._pending[key] = (ts, m, transport)
         else:
-            key = transaction_key(msg, (dst, dport), (src, sport))
+            key = (dst, dport, src, sport, msg_id, m.question)
             pending = self._pending.pop(key, None)
-            if pending is None and ts - self._answered.get(key, float("-inf")) < self.pending_timeout:
-                # A second answer to one question (the resolver answered a retransmitted query too).
-                self.weird["dns_duplicate_response"] += 1
-                return
             if pending is None:
+                if ts - self._answered.get(key, _NEVER) < self.pending_timeout:
+                    # A second answer to one question (the resolver answered a retransmitted query too).
+                    self.weird["dns_duplicate_response"] += 1
+                    return
                 if sport != MDNS_PORT and dport != MDNS_PORT:
                     # mDNS announcements are unsolicited by design; elsewhere an answer to no query is odd.
                     self.weird["dns_unmatched_response"] += 1
-                self.transactions.append(self._transaction(ts, dst, dport, src, sport, transport, None, msg, ts))
+                self._emit(_new_transaction(
+                    ts, dst, dport, src, sport, transport, msg_id, m.query, m.qtype, m.rcode, ts, m.answers,
+                    m.chain, m.addresses, m.hints, False, m.truncated, m.extended_errors, m.weirds,
+                ))
             else:
                 qts, query, _ = pending
                 self._answered[key] = ts
-                self.transactions.append(self._transaction(qts, dst, dport, src, sport, transport, query, msg, ts))
+                if len(self._answered) >= 2 * self.max_pending:
+                    self._trim_answered(ts)
+                self._emit(_new_transaction(
+                    qts, dst, dport, src, sport, transport, msg_id, m.query, m.qtype, m.rcode, ts, m.answers,
+                    m.chain, m.addresses, m.hints, True, m.truncated, m.extended_errors, query.weirds + m.weirds,
+                ))
         if ts - self._last_expire > self.pending_timeout:
             self._expire(ts)
 
-    def _transaction(self, ts: float, client: str, cport: int, server: str, sport: int, transport: str,
-                     query: DNSMessage | None, response: DNSMessage | None, rts: float | None) -> DNSTransaction:
-        msg = response if response is not None else query
-        assert msg is not None
-        q = msg.question
-        if q is not None:
-            qname, qtype = q.name, type_name(q.qtype)
-        elif msg.answers:
-            # mDNS announcements carry no question: name them by their first record, as Zeek does.
-            qname, qtype = msg.answers[0].name, type_name(msg.answers[0].rtype)
-        else:
-            qname, qtype = "", ""
-        chain: list[str] = []
-        addresses: tuple[str, ...] = ()
-        if response is not None and qname:
-            path = cname_chain(qname, response.answers)
-            addr_set = {str(rr.data) for rr in response.answers if rr.rtype in ADDRESS_TYPES}
-            chain = [p for p in path if p not in addr_set]
-            addresses = tuple(p for p in path if p in addr_set)
-        weirds = tuple((query.weirds if query else ()) + (response.weirds if response else ()))
-        return DNSTransaction(
-            ts=ts, client_ip=client, client_port=cport, server_ip=server, server_port=sport, transport=transport,
-            id=msg.id, query=qname, qtype=qtype,
-            rcode=rcode_name(response.rcode) if response is not None else None,
-            response_ts=rts if response is not None else None,
-            answers=_answers(response) if response is not None else (),
-            chain=tuple(chain), addresses=addresses,
-            hint_addresses=_hints(response) if response is not None else (),
-            query_seen=query is not None, truncated=bool(response and response.tc),
-            extended_errors=_extended_errors(response) if response is not None else (), weirds=weirds,
+    def _unanswered(self, key: _Key, ts: float, query: _Message, transport: str) -> DNSTransaction:
+        client, cport, server, sport, msg_id, _ = key
+        return _new_transaction(
+            ts, client, cport, server, sport, transport, msg_id, query.query, query.qtype, None, None, (),
+            (), (), (), True, False, (), query.weirds,
         )
 
+    def _trim_answered(self, now: float) -> None:
+        """The recently-answered set reached twice `max_pending`: drop what the timeout already
+        made useless and, if more than `max_pending` answers remain within one timeout, the oldest."""
+        horizon = now - self.pending_timeout
+        answered = {k: t for k, t in self._answered.items() if t >= horizon}
+        if len(answered) > self.max_pending:
+            self.weird["dns_answered_table_full"] += 1
+            keys = list(answered)[len(answered) - self.max_pending:]
+            answered = {k: answered[k] for k in keys}
+        self._answered = answered
+
     def _expire(self, now: float, force: bool = False) -> None:
+        """Queries waiting since before `now - pending_timeout` become unanswered transactions.
+
+        Runs whenever capture time has moved on by `pending_timeout` since the
+        last run (so nothing waits much past twice the timeout), and when the
+        table is full (`force`: the oldest-inserted half goes, whatever its age).
+        """
         self._last_expire = now
         horizon = now - self.pending_timeout
         self._answered = {k: t for k, t in self._answered.items() if t >= horizon}
-        for key, (ts, msg, transport) in list(self._pending.items()):
+        pending = self._pending
+        for key, (ts, query, transport) in list(pending.items()):
             if ts < horizon or force:
-                del self._pending[key]
-                client, cport = cast(tuple[str, int], key.client)
-                server, sport = cast(tuple[str, int], key.server)
-                self.transactions.append(self._transaction(ts, client, cport, server, sport, transport, msg, None, None))
-                if force and len(self._pending) < self.max_pending // 2:
+                del pending[key]
+                self._emit(self._unanswered(key, ts, query, transport))
+                if force and len(pending) < self.max_pending // 2:
                     break
 
     def finish(self) -> list[DNSTransaction]:
-        """End of capture: queries still waiting become unanswered transactions, all sorted by time."""
+        """End of capture: queries still waiting become unanswered transactions.
+
+        Returns the kept transactions sorted by time (the query's): all of
+        them, or none when an `on_transaction` callback took them.
+        """
         self._expire(float("inf"), force=False)
         self.transactions.sort(key=lambda t: t.ts)
         return self.transactions
@@ -249,19 +341,46 @@ class Resolution:
 
 
 class NameMap:
-    """Per client, server address -> the resolutions that produced it, in time order."""
+    """Per client, server address -> the resolutions that produced it, in time order.
 
-    def __init__(self, transactions: list[DNSTransaction]) -> None:
-        self._map: dict[tuple[str, str], list[Resolution]] = defaultdict(list)
-        for t in transactions:
-            if t.response_ts is None:
-                continue
-            for addr in (*t.addresses, *t.hint_addresses):
-                self._map[(t.client_ip, addr)].append(Resolution(t.response_ts, t.query, t.chain, t))
+    Built from a finished list, or grown one transaction at a time with
+    `add` as a streaming engine hands them over: the lookups are the same
+    whether the transactions come in the list's order or in the order the
+    tracker completed them, because resolutions answered at the same instant
+    are ordered by their query's time, as the tracker's sorted list orders
+    them (then by arrival, which both orders share).
+    """
+
+    def __init__(self, transactions: Iterable[DNSTransaction] = ()) -> None:
+        self._map: dict[tuple[str, str], list[Resolution]] = {}
         self._times: dict[tuple[str, str], list[float]] = {}
-        for key, items in self._map.items():
-            items.sort(key=lambda r: r.ts)
-            self._times[key] = [r.ts for r in items]
+        for t in transactions:
+            self.add(t)
+
+    def add(self, transaction: DNSTransaction) -> None:
+        """Take in one transaction (unanswered ones and those without addresses change nothing)."""
+        t = transaction
+        rts = t.response_ts
+        if rts is None:
+            return
+        for addr in (*t.addresses, *t.hint_addresses):
+            key = (t.client_ip, addr)
+            times = self._times.get(key)
+            resolution = Resolution(rts, t.query, t.chain, t)
+            if times is None:
+                self._times[key] = [rts]
+                self._map[key] = [resolution]
+                continue
+            items = self._map[key]
+            if rts > times[-1]:
+                times.append(rts)
+                items.append(resolution)
+                continue
+            i = bisect.bisect_right(times, rts)
+            while i and times[i - 1] == rts and items[i - 1].transaction.ts > t.ts:
+                i -= 1
+            times.insert(i, rts)
+            items.insert(i, resolution)
 
     def lookup(self, client_ip: str, server_ip: str, ts: float) -> Resolution | None:
         """The latest resolution of `server_ip` by `client_ip` answered at or before `ts`."""

@@ -71,6 +71,7 @@ class EngineResult:
 
 ProgressFn = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
 FlowSink = Callable[[FlowFacts], None]
+DNSSink = Callable[[DNSTransaction], None]
 
 
 class Engine:
@@ -79,10 +80,12 @@ class Engine:
     With `on_flow`, each flow's facts go to that callback as the flow finishes
     and are not kept, so memory stays flat however long the capture is (what
     `apple-net flows --format jsonl` does); `finish()` then returns no flows.
+    `on_dns` does the same for DNS transactions, as each completes; the
+    result's NameMap is then empty (it would hold every answer).
     """
 
     def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None,
-                 shard: tuple[int, int] | None = None) -> None:
+                 shard: tuple[int, int] | None = None, on_dns: DNSSink | None = None) -> None:
         self.config = config or EngineConfig()
         # (k, n): keep only the flows that `shard_of` gives to k of n (see analyzer.parallel).
         self._shard = shard if shard is not None and shard[1] > 1 else None
@@ -91,7 +94,7 @@ class Engine:
         self._scratch: Counter[str] = Counter()
         self.table = FlowTable(self.config.flows)
         self.decoder = Decoder()
-        self.dns = DNSTracker(self.config.dns_pending_timeout, self.config.dns_max_pending)
+        self.dns = DNSTracker(self.config.dns_pending_timeout, self.config.dns_max_pending, on_transaction=on_dns)
         self.flows: list[FlowFacts] = []
         self._sink: FlowSink = self.flows.append if on_flow is None else on_flow
         self.weird: Counter[str] = Counter()
@@ -332,9 +335,10 @@ def relaxed_gc() -> Iterator[None]:
 
 
 def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | None = None,
-               progress: ProgressFn | None = None, on_flow: FlowSink | None = None) -> EngineResult:
+               progress: ProgressFn | None = None, on_flow: FlowSink | None = None,
+               on_dns: DNSSink | None = None) -> EngineResult:
     """Read captures in order into one engine (one flow table: a capture split in files stays whole)."""
-    engine = Engine(config, on_flow)
+    engine = Engine(config, on_flow, on_dns=on_dns)
     with relaxed_gc():
         for p in paths:
             engine.read(p, progress)

@@ -100,7 +100,7 @@ def _copy_lines(fds: list[int], out: BinaryIO) -> None:
     while open_fds:
         for key, _ in sel.select():
             fd = key.fd
-            chunk = os.read(fd, _CHUNK)  # type: ignore[arg-type]
+            chunk = os.read(fd, _CHUNK)
             if not chunk:
                 sel.unregister(fd)
                 open_fds -= 1
@@ -141,14 +141,15 @@ def _worker(k: int, n: int, files: list[str], wfd: int, send: Any, render_flow: 
             counts[0] += 1
             emit(render_flow(f))
 
-        engine = Engine(config, on_flow=on_flow, shard=(k, n))
+        def on_dns(t: DNSTransaction) -> None:
+            counts[1] += 1
+            emit(render_dns(t))
+
+        engine = Engine(config, on_flow=on_flow, shard=(k, n), on_dns=on_dns)
         with relaxed_gc():
             for p in files:
                 engine.read(p)
             res = engine.finish()
-        for t in res.dns:
-            counts[1] += 1
-            emit(render_dns(t))
         flush()
         os.close(wfd)
         send.send((counts[0], counts[1], res.captures if k == 0 else [], res.weird))

@@ -383,15 +383,15 @@ def test_rolling_names_answer_like_name_map() -> None:
     dns = analyzer.analyze(corpus("iphone.pcap")).result.dns
     reference = NameMap(dns)
     rolling = RollingNames()
-    rolling.add(dns[: len(dns) // 2])
-    rolling.add(dns[len(dns) // 2:])
+    rolling.add_all(dns[: len(dns) // 2])
+    rolling.add_all(dns[len(dns) // 2:])
     pairs = {(t.client_ip, a) for t in dns for a in t.addresses}
     assert pairs
     for client, addr in pairs:
         for t in (0.0, *(d.ts + 0.5 for d in dns), float("inf")):
             assert rolling.lookup(client, addr, t) == reference.lookup(client, addr, t)
     small = RollingNames(max_pairs=1)
-    small.add(dns)
+    small.add_all(dns)
     assert len(small) == 1 and small.forgotten == len(pairs) - 1
 
 

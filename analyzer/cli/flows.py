@@ -46,9 +46,9 @@ def _dns_line(t: DNSTransaction) -> bytes:
 def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
     """EVE-like JSON lines, each flow written as it finishes: memory stays flat on any capture.
 
-    Flows come in the order they end (as Zeek's conn.log), DNS transactions
-    after them, then one "capture" event per file and a closing "stats" event
-    with the counts and weirds.
+    Flows come in the order they end (as Zeek's conn.log) and DNS transactions
+    as they complete, then one "capture" event per file and a closing "stats"
+    event with the counts and weirds.
     """
     with open_binary_output(path) as out:
         if workers > 1 and can_fork():
@@ -62,10 +62,11 @@ def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
                 counts["flows"] += 1
                 write(_flow_line(f))
 
-            res = run_engine(files, on_flow=on_flow)
-            for t in res.dns:
+            def on_dns(t: DNSTransaction) -> None:
                 counts["dns"] += 1
                 write(_dns_line(t))
+
+            res = run_engine(files, on_flow=on_flow, on_dns=on_dns)
             captures, weird = res.captures, res.weird
         for c in captures:
             out.write(json_line(envelope("capture", c.first_ts, capture_dict(c))))

@@ -63,7 +63,7 @@ class RollingNames(NameMap):
         self.per_pair = per_pair
         self.forgotten = 0
 
-    def add(self, transactions: list[DNSTransaction]) -> None:
+    def add_all(self, transactions: list[DNSTransaction]) -> None:
         m = self._map
         assert isinstance(m, OrderedDict)
         for t in transactions:
@@ -227,7 +227,7 @@ class Rollup:
             return
         batch = [_strip(f) for f in flows[start:]]
         flows[start:] = batch
-        self.names.add(new_dns)
+        self.names.add_all(new_dns)
         diag = diagnose(EngineResult([capture], batch, new_dns, self.names, Counter()), self.catalogue)
         self._record(batch, diag)
         if len(flows) > self.max_flows:
@@ -273,7 +273,7 @@ class Rollup:
         engine.captures = [capture]
         result = engine.finish()
         if self.evicted:
-            self.names.add(result.dns)
+            self.names.add_all(result.dns)
             result.names = self.names
         report = build_report(result, diagnose(result, self.catalogue), self.catalogue)
         if extra_capture:
