@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import analyzer
 from analyzer.cli import main
-from analyzer.report.jsonl import json_line
+from analyzer.report.jsonl import json_document, json_line
 from analyzer.report.terminal_report import iso_ts
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -102,3 +103,20 @@ def test_json_line_is_one_ascii_line(text: str) -> None:
 def test_iso_ts_is_datetimes_isoformat(ts: float) -> None:
     # iso_ts caches the date-time part per second and rounds the microseconds itself.
     assert iso_ts(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
+@pytest.mark.parametrize("text", ["plain", "caf\u00e9", "line\u2028break", "lone \udc80 surrogate", "\x1b[31m"])
+def test_json_document_is_json_dumps_indent_2(text: str) -> None:
+    report = analyzer.analyze(SAMPLE).report
+    report = {**report, "weird": {text: 1}, "tool": {"name": text, "when": datetime(2026, 1, 1, tzinfo=UTC)},
+              "rtt": [1.7881393432617188e-05, 0.25, 1e300]}
+    doc = json_document(report)
+    reference = json.dumps(report, indent=2, default=str) + "\n"
+    assert json.loads(doc) == json.loads(reference)
+    assert doc.isascii() == ("\udc80" in text)  # UTF-8 unless a lone surrogate sends it through json.dumps
+    # The same layout, line for line (keys and nesting), but for how values are spelled.
+    def shape(text: str) -> list[tuple[int, str]]:
+        kinds = {'"': "s", "{": "{", "}": "}", "[": "[", "]": "]"}  # keys and strings; numbers and literals: v
+        return [(len(line) - len(line.lstrip()), kinds.get(line.lstrip()[:1], "v")) for line in text.split("\n")]
+
+    assert shape(doc.decode("utf-8", "surrogatepass")) == shape(reference)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.catalogue import EDITIONS
-from analyzer.cli.output import write_text
+from analyzer.cli.output import open_binary_output, write_text
 from analyzer.errors import AnalyzerError
 
 FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
@@ -35,6 +35,17 @@ def register(sub: Any) -> None:
 
 def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_not_seen: bool = False) -> None:
     """Render a report in `fmt` to `output` (a path, or stdout for None or "-"); shared by analyze and live."""
+    if fmt in ("json", "jsonl"):
+        # Bytes straight to the output: these are the formats of big captures.
+        from analyzer.report.jsonl import events, json_document, json_line
+
+        with open_binary_output(output) as out:
+            if fmt == "json":
+                out.write(json_document(report))
+            else:
+                for event in events(report):
+                    out.write(json_line(event))
+        return
     if fmt != "table":
         write_text(renderer(fmt)(report), output)
         return
@@ -53,9 +64,9 @@ def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_n
 def renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
     """The renderer of a non-terminal format: report dict in, text out."""
     if fmt == "json":
-        import json
+        from analyzer.report.jsonl import json_document
 
-        return lambda r: json.dumps(r, indent=2, default=str) + "\n"
+        return lambda r: json_document(r).decode("ascii")
     if fmt == "jsonl":
         from analyzer.report.jsonl import render_jsonl
 
