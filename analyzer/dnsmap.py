@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from analyzer.flows.records import fast_constructor
+from analyzer.dataclass_tools import fast_constructor
 from analyzer.protocols._buffer import ParseError
 from analyzer.protocols.dns import (
     DNSMessage,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 
 from analyzer.flows.reassembly import StreamData
+from analyzer.dataclass_tools import fast_constructor
 from analyzer.flows.records import FlowRecord
 from analyzer.protocols import http, ntp, quic, tls
 from analyzer.protocols._buffer import ParseError
@@ -108,6 +110,26 @@ def _ts_at(stream: StreamData | None, offset: int) -> float | None:
     return best
 
 
+def _times_at(stream: StreamData | None, offsets: list[int]) -> list[float | None]:
+    """`_ts_at` for each of `offsets`, which must not decrease, in one pass over the segments.
+
+    `_ts_at` takes the segment before the first one starting past the offset;
+    for a larger offset that first one can only come later, so one cursor
+    serves every offset.
+    """
+    if stream is None or not stream.segments:
+        return [None] * len(offsets)
+    segs = stream.segments
+    n = len(segs)
+    i = 0
+    out: list[float | None] = []
+    for offset in offsets:
+        while i < n and segs[i][0] <= offset:
+            i += 1
+        out.append(segs[i - 1][1] if i else None)
+    return out
+
+
 def _arrival(client: StreamData | None, server: StreamData | None, c_base: int, s_base: int) -> list[tuple[bool, int]]:
     """Per segment in capture order: (from_client, bytes of that direction delivered so far, from the TLS start)."""
     events: list[tuple[float, bool, int]] = []
@@ -115,31 +137,51 @@ def _arrival(client: StreamData | None, server: StreamData | None, c_base: int, 
         if stream is None:
             continue
         segs = stream.segments
-        for i, (start, ts) in enumerate(segs):
-            end = segs[i + 1][0] if i + 1 < len(segs) else len(stream.data)
-            if end > base:
-                events.append((ts, from_client, end - base))
-    events.sort(key=lambda e: e[0])
+        # Each segment's bytes end where the next one starts; the last one's at the end of the data.
+        ends = [start for start, _ in segs[1:]]
+        ends.append(len(stream.data))
+        events += [(ts, from_client, end - base) for (_, ts), end in zip(segs, ends) if end > base]
+    events.sort(key=itemgetter(0))
     return [(fc, n) for _, fc, n in events]
+
+
+def _record_sort_key(r: TimedRecord) -> tuple[bool, float]:
+    return (r.ts is None, r.ts or 0.0)
+
+
+_record_ts = attrgetter("ts")
+
+
+# Built once per TLS flow or per encrypted record: skip the frozen dataclasses' __init__.
+_make_timed = fast_constructor(TimedRecord)
+_make_tls_facts = fast_constructor(TLSFacts)
+_make_flow_facts = fast_constructor(FlowFacts)
 
 
 def _tls(flow: FlowRecord, c_data: bytes, s_data: bytes, c_base: int, s_base: int, tunnelled: bool) -> tuple[TLSFacts, list[str]]:
     cstream, sstream = flow.client.stream, flow.server.stream
-    cdir = tls.analyze_direction(c_data, from_client=True)
-    sdir = tls.analyze_direction(s_data, from_client=False)
-    session = tls.summarize_session(cdir, sdir, arrival=_arrival(cstream, sstream, c_base, s_base))
-    weirds = list(cdir.weirds) + list(sdir.weirds) + list(session.weirds)
+    exchange = tls.analyze_exchange(c_data, s_data, arrival=_arrival(cstream, sstream, c_base, s_base))
+    session = exchange.session
+    # Each direction's weirds, then the session's, which repeat them (as counted since the start).
+    weirds = list(session.weirds) * 2
     certs, cert_weirds = parse_chain(session.cert_chain)
     weirds.extend(cert_weirds)
-    ch, sh = cdir.client_hello, sdir.server_hello
+    ch, sh = exchange.client_hello, exchange.server_hello
     timed: list[TimedRecord] = []
-    for d, stream, base in ((cdir, cstream, c_base), (sdir, sstream, s_base)):
-        for r in d.encrypted_records:
-            timed.append(TimedRecord(_ts_at(stream, base + r.offset), d.from_client, r.content_type, r.length))
-    timed.sort(key=lambda r: (r.ts is None, r.ts or 0.0))
+    untimed = False
+    for recs, from_client, stream, base in (
+        (exchange.client_encrypted, True, cstream, c_base),
+        (exchange.server_encrypted, False, sstream, s_base),
+    ):
+        if recs:
+            times = _times_at(stream, [base + offset for _, _, offset in recs])
+            untimed = untimed or None in times
+            timed += [_make_timed(ts, from_client, ctype, length) for ts, (ctype, length, _) in zip(times, recs)]
+    # Capture order, untimed records last; when all are timed that is plain time order.
+    timed.sort(key=_record_sort_key if untimed else _record_ts)
     ch_ts = _ts_at(cstream, c_base) if ch is not None else None
     sh_ts = _ts_at(sstream, s_base) if sh is not None else None
-    facts = TLSFacts(
+    facts = _make_tls_facts(
         session=session, client_hello=ch, server_hello=sh, certificates=certs,
         ja3=ja3(ch)[1] if ch is not None else None,
         ja3s=ja3s(sh)[1] if sh is not None else None,
@@ -157,7 +199,7 @@ def _inspect_tcp(flow: FlowRecord) -> FlowFacts:
     start = tls.tls_start(c_data) if c_data else None
     if start is not None or (not c_data and tls.looks_like_tls(s_data)):
         facts, weirds = _tls(flow, c_data[start or 0:], s_data, start or 0, 0, tunnelled=False)
-        return FlowFacts(flow, "tls", tls=facts, weirds=tuple(weirds))
+        return _make_flow_facts(flow, "tls", facts, None, None, None, tuple(weirds))
     if http.looks_like_http_request(c_data):
         req = http.parse_request_head(c_data)
         resp = http.parse_response_head(s_data) if http.looks_like_http_response(s_data) else None

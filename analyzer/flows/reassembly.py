@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from analyzer.flows.records import StreamData, fast_constructor
+from analyzer.dataclass_tools import fast_constructor
+from analyzer.flows.records import StreamData
 
 __all__ = ["EMPTY_STREAM", "ReassemblyBudget", "StreamData", "StreamReassembler"]
 
