@@ -162,8 +162,7 @@ def _tls(flow: FlowRecord, c_data: bytes, s_data: bytes, c_base: int, s_base: in
     cstream, sstream = flow.client.stream, flow.server.stream
     exchange = tls.analyze_exchange(c_data, s_data, arrival=_arrival(cstream, sstream, c_base, s_base))
     session = exchange.session
-    # Each direction's weirds, then the session's, which repeat them (as counted since the start).
-    weirds = list(session.weirds) * 2
+    weirds = list(session.weirds)  # each direction's, client first
     certs, cert_weirds = parse_chain(session.cert_chain)
     weirds.extend(cert_weirds)
     ch, sh = exchange.client_hello, exchange.server_hello

@@ -237,3 +237,17 @@ def test_differential_quic_sni_vs_tshark(cid: str) -> None:
         ours = [f for f in res.flows if {(f.flow.client_ip, f.flow.client_port), (f.flow.server_ip, f.flow.server_port)}
                 == {(src, sport), (dst, dport)}]
         assert ours and ours[0].server_name == row[6].split(",")[0], (row, [f.server_name for f in ours])
+
+
+def test_flow_weirds_add_up_to_the_engines_counts() -> None:
+    # Every weird a flow's parsers report is counted once: the engine's total for a
+    # TLS weird equals the number of times the flows report it (they once counted twice).
+    for path in sorted(p for p in CORPUS.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap")):
+        res = run_engine([path])
+        per_flow: dict[str, int] = {}
+        for f in res.flows:
+            for w in f.weirds:
+                per_flow[w] = per_flow.get(w, 0) + 1
+        for w, n in per_flow.items():
+            if w.startswith("tls_"):
+                assert res.weird[w] == n, (path.name, w)
