@@ -254,11 +254,21 @@ class Engine:
         return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird)
 
 
+def _mix(a: int, b: int, proto: int, n: int) -> int:
+    """The shard of a flow from its two endpoints packed as ints (address << 16 | port).
+
+    XOR makes it the same for both directions; the multiply-shift (Fibonacci
+    hashing) spreads flows that differ only in a port. Plain arithmetic, so
+    every process, forked or not, agrees.
+    """
+    return ((((a ^ b) << 8 | proto) * 0x9E3779B97F4A7C15) >> 29 & 0xFFFFFFFF) % n
+
+
 def raw_shard(raw: RawPacket, n: int) -> int | None:
     """`shard_of` read straight off an untagged Ethernet IPv4/IPv6 TCP/UDP frame; None for any other frame.
 
-    The same key as `shard_of` (addresses are the same bytes slices the
-    decoder makes), so a shard skips the others' packets without decoding them.
+    The same key as `shard_of` on the decoded packet, so a shard skips the
+    others' packets without decoding them.
     """
     if raw[1] != 1:
         return None
@@ -274,33 +284,32 @@ def raw_shard(raw: RawPacket, n: int) -> int | None:
         t = 14 + (d[14] & 0x0F) * 4
         if len(d) < t + 4:
             return None
-        a, b = (d[26:30], (d[t] << 8) | d[t + 1]), (d[30:34], (d[t + 2] << 8) | d[t + 3])
-    elif d[12] == 0x86 and d[13] == 0xDD:
+        return _mix(int.from_bytes(d[26:30]) << 16 | d[t] << 8 | d[t + 1],
+                    int.from_bytes(d[30:34]) << 16 | d[t + 2] << 8 | d[t + 3], proto, n)
+    if d[12] == 0x86 and d[13] == 0xDD:
         proto = d[20]
         if (proto != TCP and proto != UDP) or len(d) < 58 or d[14] >> 4 != 6:
             return None
-        a, b = (d[22:38], (d[54] << 8) | d[55]), (d[38:54], (d[56] << 8) | d[57])
-    else:
-        return None
-    return hash((a, b, proto) if a <= b else (b, a, proto)) % n
+        return _mix(int.from_bytes(d[22:38]) << 16 | d[54] << 8 | d[55],
+                    int.from_bytes(d[38:54]) << 16 | d[56] << 8 | d[57], proto, n)
+    return None
 
 
 def shard_of(pkt: Packet, n: int) -> int:
     """Which of n shards a packet's flow belongs to: the same for both directions.
 
-    ICMP errors go with the flow whose header they quote, so they still find
-    it. `hash` is salted per interpreter: shards must be forked from one parent.
+    ICMP errors go with the flow whose header they quote, so they still find it.
     """
     proto = pkt.proto
     if proto == TCP or proto == UDP:
-        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+        a, ap, b, bp = pkt.src, pkt.sport, pkt.dst, pkt.dport
     else:
         q = pkt.icmp.quoted if pkt.icmp is not None else None
         if q is not None and (q.proto == TCP or q.proto == UDP):
-            a, b, proto = (q.src, q.sport), (q.dst, q.dport), q.proto
+            a, ap, b, bp, proto = q.src, q.sport, q.dst, q.dport, q.proto
         else:
-            a, b = (pkt.src, 0), (pkt.dst, 0)
-    return hash((a, b, proto) if a <= b else (b, a, proto)) % n
+            a, ap, b, bp = pkt.src, 0, pkt.dst, 0
+    return _mix(int.from_bytes(a) << 16 | ap, int.from_bytes(b) << 16 | bp, proto, n)
 
 
 def _release_payload(rec: FlowRecord) -> None:
