@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 
-from analyzer.flows.reassembly import StreamData
 from analyzer.dataclass_tools import fast_constructor
+from analyzer.flows.reassembly import StreamData
 from analyzer.flows.records import FlowRecord
 from analyzer.protocols import http, ntp, quic, tls
 from analyzer.protocols._buffer import ParseError
