@@ -103,22 +103,16 @@ class Engine:
     # -- packets -------------------------------------------------------------
     def feed(self, raw: RawPacket) -> None:
         try:
-            if self._shard is not None:
-                pkt = self._shard_decode(raw)
-                if pkt is None:
-                    return
-            else:
-                pkt = self.decoder(raw)
-                if pkt is None:
-                    return
+            pkt = self.decoder(raw) if self._shard is None else self._shard_decode(raw)
+            if pkt is None:
+                return
             if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
                 self.dns.feed(pkt.ts, ip_text(pkt.src), pkt.sport, ip_text(pkt.dst), pkt.dport, pkt.payload)
             finished = self.table.add(pkt)
         except Exception as exc:  # the error boundary: count, keep going
             self._internal("packet", exc)
             return
-        for rec in finished:
-            self._flow_done(rec)
+        self._finished(finished)
 
     def _shard_decode(self, raw: RawPacket) -> Packet | None:
         """Decode only this shard's packets; the others just move the table's clock.
@@ -159,8 +153,7 @@ class Engine:
         except Exception as exc:
             self._internal("packet", exc)
             return
-        for rec in finished:
-            self._flow_done(rec)
+        self._finished(finished)
 
     def _flow_done(self, rec: FlowRecord) -> None:
         try:
@@ -244,8 +237,7 @@ class Engine:
                 self.decoder.finish()
         except Exception as exc:
             self._internal("decoder_finish", exc)
-        for rec in self.table.flush():
-            self._flow_done(rec)
+        self._finished(self.table.flush())
         self.weird.update(self.decoder.weird)
         self.weird.update(self.table.weird)
         self.weird.update(self.dns.weird)
@@ -345,9 +337,9 @@ def relaxed_gc() -> Iterator[None]:
 
 def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | None = None,
                progress: ProgressFn | None = None, on_flow: FlowSink | None = None,
-               on_dns: DNSSink | None = None) -> EngineResult:
+               on_dns: DNSSink | None = None, shard: tuple[int, int] | None = None) -> EngineResult:
     """Read captures in order into one engine (one flow table: a capture split in files stays whole)."""
-    engine = Engine(config, on_flow, on_dns=on_dns)
+    engine = Engine(config, on_flow, shard, on_dns)
     with relaxed_gc():
         for p in paths:
             engine.read(p, progress)

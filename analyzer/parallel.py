@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from analyzer.dnsmap import DNSTransaction
-from analyzer.engine import CaptureSummary, Engine, EngineConfig, relaxed_gc
+from analyzer.engine import CaptureSummary, EngineConfig, run_engine
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
 
@@ -35,11 +35,31 @@ _CHUNK = 1 << 18
 
 
 @dataclass(slots=True)
-class ShardedSummary:
+class WrittenRecords:
+    """How many lines of each kind went out, and what the engine counted on the way."""
+
     flows: int
     dns: int
     captures: list[CaptureSummary]
     weird: Counter[str]
+
+
+def write_records(files: Sequence[str], write: Callable[[bytes], object],
+                  render_flow: Callable[[FlowFacts], bytes], render_dns: Callable[[DNSTransaction], bytes],
+                  config: EngineConfig | None = None, shard: tuple[int, int] | None = None) -> WrittenRecords:
+    """Write every flow and DNS transaction of `files` (of one shard) as it completes: one process's job."""
+    counts = [0, 0]
+
+    def on_flow(f: FlowFacts) -> None:
+        counts[0] += 1
+        write(render_flow(f))
+
+    def on_dns(t: DNSTransaction) -> None:
+        counts[1] += 1
+        write(render_dns(t))
+
+    res = run_engine(files, config, on_flow=on_flow, on_dns=on_dns, shard=shard)
+    return WrittenRecords(counts[0], counts[1], res.captures, res.weird)
 
 
 def can_fork() -> bool:
@@ -48,7 +68,7 @@ def can_fork() -> bool:
 
 def stream_lines(files: Sequence[str], workers: int, out: BinaryIO,
                  render_flow: Callable[[FlowFacts], bytes], render_dns: Callable[[DNSTransaction], bytes],
-                 config: EngineConfig | None = None) -> ShardedSummary:
+                 config: EngineConfig | None = None) -> WrittenRecords:
     """Write every flow and DNS transaction of `files` to `out` as lines rendered by the workers."""
     ctx = multiprocessing.get_context("fork")
     procs: list[tuple[Any, Any, int]] = []
@@ -63,7 +83,7 @@ def stream_lines(files: Sequence[str], workers: int, out: BinaryIO,
             send.close()
             procs.append((proc, recv, rfd))
         _copy_lines([rfd for _, _, rfd in procs], out)
-        total = ShardedSummary(0, 0, [], Counter())
+        total = WrittenRecords(0, 0, [], Counter())
         for k, (proc, recv, _) in enumerate(procs):
             try:
                 result = recv.recv()
@@ -71,11 +91,10 @@ def stream_lines(files: Sequence[str], workers: int, out: BinaryIO,
                 raise AnalyzerError(f"worker {k} died (exit code {proc.exitcode})") from None
             if isinstance(result, str):
                 raise AnalyzerError(result)
-            flows, dns, captures, weird = result
-            total.flows += flows
-            total.dns += dns
-            total.captures += captures
-            total.weird.update(weird)
+            total.flows += result.flows
+            total.dns += result.dns
+            total.captures += result.captures
+            total.weird.update(result.weird)
         return total
     finally:
         for proc, recv, rfd in procs:
@@ -101,11 +120,9 @@ def _copy_lines(fds: list[int], out: BinaryIO) -> None:
         for key, _ in sel.select():
             fd = key.fd
             chunk = os.read(fd, _CHUNK)
-            if not chunk:
+            if not chunk:  # a worker's end; a line it left unfinished (it died) is not written
                 sel.unregister(fd)
                 open_fds -= 1
-                if partial[fd]:  # a worker that died mid-line: keep what is whole
-                    partial[fd] = b""
                 continue
             data = partial[fd] + chunk
             cut = data.rfind(b"\n") + 1
@@ -120,7 +137,6 @@ def _worker(k: int, n: int, files: list[str], wfd: int, send: Any, render_flow: 
     try:
         buf: list[bytes] = []
         size = 0
-        counts = [0, 0]
 
         def flush() -> None:
             nonlocal size
@@ -137,22 +153,12 @@ def _worker(k: int, n: int, files: list[str], wfd: int, send: Any, render_flow: 
             if size >= _CHUNK:
                 flush()
 
-        def on_flow(f: FlowFacts) -> None:
-            counts[0] += 1
-            emit(render_flow(f))
-
-        def on_dns(t: DNSTransaction) -> None:
-            counts[1] += 1
-            emit(render_dns(t))
-
-        engine = Engine(config, on_flow=on_flow, shard=(k, n), on_dns=on_dns)
-        with relaxed_gc():
-            for p in files:
-                engine.read(p)
-            res = engine.finish()
+        done = write_records(files, emit, render_flow, render_dns, config, shard=(k, n))
         flush()
         os.close(wfd)
-        send.send((counts[0], counts[1], res.captures if k == 0 else [], res.weird))
+        if k:
+            done.captures = []  # every worker read the same files: worker 0 reports them
+        send.send(done)
     except AnalyzerError as exc:  # e.g. an unreadable file: the parent says it as one process would
         send.send(str(exc))
     except BaseException as exc:  # the parent reports it; a traceback here would be lost

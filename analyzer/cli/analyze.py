@@ -62,15 +62,7 @@ def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_n
 
 
 def renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
-    """The renderer of a non-terminal format: report dict in, text out."""
-    if fmt == "json":
-        from analyzer.report.jsonl import json_document
-
-        return lambda r: json_document(r).decode("ascii")
-    if fmt == "jsonl":
-        from analyzer.report.jsonl import render_jsonl
-
-        return render_jsonl
+    """The renderer of a text format (md, csv, html): report dict in, text out. JSON is written as bytes."""
     if fmt == "md":
         from analyzer.report.markdown import render_markdown
 

@@ -11,7 +11,7 @@ from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import EngineResult, run_engine
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
-from analyzer.parallel import can_fork, stream_lines
+from analyzer.parallel import can_fork, stream_lines, write_records
 from analyzer.report.jsonl import dns_event, envelope, flow_event, json_line
 from analyzer.report.records import capture_dict, dns_dict, flow_dict
 from analyzer.report.terminal import make_console, plain_table
@@ -53,25 +53,13 @@ def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
     with open_binary_output(path) as out:
         if workers > 1 and can_fork():
             total = stream_lines(files, workers, out, _flow_line, _dns_line)
-            captures, counts, weird = total.captures, {"flows": total.flows, "dns": total.dns}, total.weird
         else:
-            write = out.write
-            counts = {"flows": 0, "dns": 0}
-
-            def on_flow(f: FlowFacts) -> None:
-                counts["flows"] += 1
-                write(_flow_line(f))
-
-            def on_dns(t: DNSTransaction) -> None:
-                counts["dns"] += 1
-                write(_dns_line(t))
-
-            res = run_engine(files, on_flow=on_flow, on_dns=on_dns)
-            captures, weird = res.captures, res.weird
-        for c in captures:
+            total = write_records(files, out.write, _flow_line, _dns_line)
+        for c in total.captures:
             out.write(json_line(envelope("capture", c.first_ts, capture_dict(c))))
-        last = max((c.last_ts for c in captures if c.last_ts is not None), default=None)
-        out.write(json_line(envelope("stats", last, {**counts, "weird": dict(sorted(weird.items()))})))
+        last = max((c.last_ts for c in total.captures if c.last_ts is not None), default=None)
+        stats = {"flows": total.flows, "dns": total.dns, "weird": dict(sorted(total.weird.items()))}
+        out.write(json_line(envelope("stats", last, stats)))
 
 
 def _table(res: EngineResult) -> str:
