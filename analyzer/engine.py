@@ -317,17 +317,25 @@ def _release_payload(rec: FlowRecord) -> None:
             object.__setattr__(side, "datagrams", ())
 
 
+_RELAXED_GC = (100_000, 50, 1000)
+
+
 @contextlib.contextmanager
 def relaxed_gc() -> Iterator[None]:
     """Fewer cyclic-GC passes while millions of short-lived, cycle-free records are made.
 
     Finished flows hold no reference cycles (tests/test_flows.py checks it), so the
     collector only burns time rescanning them: about a quarter of the flow table's cost.
-    The previous thresholds are restored afterwards.
+    The previous thresholds are restored afterwards. Nested use (the engine inside
+    `analysis.analyze`, which keeps every flow for the diagnosis) leaves the outer
+    setting alone.
     """
     old = gc.get_threshold()
+    if old[0] >= _RELAXED_GC[0]:
+        yield
+        return
     gc.freeze()
-    gc.set_threshold(100_000, 50, 1000)
+    gc.set_threshold(*_RELAXED_GC)
     try:
         yield
     finally:

@@ -936,3 +936,38 @@ def test_one_corrupt_timestamp_is_not_a_time_jump() -> None:
 
 def replace_ts(p: Packet, ts: float) -> Packet:
     return p._replace(ts=ts)
+
+
+def test_relaxed_gc_nests_and_restores_the_thresholds() -> None:
+    import gc
+
+    from analyzer.engine import relaxed_gc
+
+    before = gc.get_threshold()
+    with relaxed_gc():
+        relaxed = gc.get_threshold()
+        assert relaxed[0] > before[0]
+        with relaxed_gc():  # the engine inside analysis.analyze
+            assert gc.get_threshold() == relaxed
+        assert gc.get_threshold() == relaxed  # the inner exit left the outer setting alone
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+
+
+def test_analyze_keeps_the_collector_relaxed_until_the_diagnosis_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from analyzer import analysis
+
+    seen: list[tuple[int, int, int]] = []
+    real = analysis.diagnose
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "diagnose", spy)
+    before = gc.get_threshold()
+    analysis.analyze(CORPUS / "tcpdump" / "tests" / "quic_handshake.pcap")
+    assert seen and seen[0][0] > before[0]
+    assert gc.get_threshold() == before

@@ -104,18 +104,21 @@ def progress_bar(files: list[str], min_bytes: int = 20 * 1024 * 1024) -> Iterato
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analyzer.analysis import analyze
+    from analyzer.engine import relaxed_gc
 
     for f in args.files:
         if not Path(f).exists():
             raise AnalyzerError(f"{f}: no such file")
-    with progress_bar(args.files) as progress:
-        analysis = analyze(args.files, edition=args.edition, signatures=args.signatures,
-                           all_services=args.all_services, progress=progress)
-    report = analysis.report
-    write_report(report, args.format, args.output, show_not_seen=args.all_services)
-    if args.html:
-        write_text(analysis.to_html(), args.html)
-        print(f"HTML report written to {args.html}", file=sys.stderr)
+    # Rendering happens while every flow is still alive: keep the collector relaxed (see relaxed_gc).
+    with relaxed_gc():
+        with progress_bar(args.files) as progress:
+            analysis = analyze(args.files, edition=args.edition, signatures=args.signatures,
+                               all_services=args.all_services, progress=progress)
+        report = analysis.report
+        write_report(report, args.format, args.output, show_not_seen=args.all_services)
+        if args.html:
+            write_text(analysis.to_html(), args.html)
+            print(f"HTML report written to {args.html}", file=sys.stderr)
     if args.fail_on:
         threshold = SEVERITY_RANK[args.fail_on]
         if any(SEVERITY_RANK.get(f["severity"], 0) >= threshold for f in report["findings"]):
