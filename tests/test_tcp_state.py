@@ -12,6 +12,7 @@ import collections
 import pytest
 from test_flows import Conv, feed
 
+from analyzer.capture.decode import Packet
 from analyzer.flows import EndReason, FlowConfig, FlowRecord, conn_state, udp_conn_state
 from analyzer.flows.reassembly import StreamReassembler
 from analyzer.flows.tcp import (
@@ -360,6 +361,49 @@ def test_syn_with_a_new_isn_while_unanswered_is_a_new_attempt() -> None:
     recs, table = feed([c.c("S"), c.c("S", seq=123456)])
     assert [(r.history, r.end_reason) for r in recs] == [("S", EndReason.REUSED), ("S", EndReason.END_OF_CAPTURE)]
     assert table.weird["SYN_seq_jump"] == 1
+
+
+def _synack_with(conv: Conv, isn: int) -> Packet:
+    """A SYN-ACK carrying `isn` (not the conversation's own), answering the client's SYN."""
+    return conv.s("SA", seq=isn)
+
+
+def test_stale_synack_with_another_isn_after_the_handshake_keeps_the_acked_isn() -> None:
+    # The sv-tfo-icloud shape: two backends answer the retransmitted SYNs with different
+    # ISNs; the client acks one, then a late copy of the other arrives. Zeek re-bases on
+    # it and loses every later byte of the server (gap, missed bytes); Suricata's SYN/ACK
+    # queue and Wireshark keep the ISN the client acknowledged.
+    c = Conv(isn_s=70_000)
+    reply = b"HTTP/1.1 200 OK\r\n\r\n"
+    r = one([c.c("S"), c.s("SA"), c.c("A"), c.c("PA", b"GET / HTTP/1.1\r\n\r\n"),
+             _synack_with(c, 5_000_000), c.s("PA", reply), c.c("A"),
+             _synack_with(c, 5_000_000)])
+    assert r.history == "ShADd"
+    assert r.missed_bytes == 0 and "G" not in r.history.upper()
+    assert r.server.stream is not None and r.server.stream.data == reply
+    assert r.server.zeek_bytes == len(reply)
+    assert dict(r.weirds)["SYN_seq_jump"] == 2  # Zeek's count: every SYN with another ISN
+
+
+def test_the_clients_ack_picks_among_synack_isns() -> None:
+    # Two SYN-ACKs with different ISNs before the client answers; the client acks the
+    # first, so the server's data is numbered from it, not from the latest SYN-ACK.
+    c = Conv(isn_s=70_000)
+    reply = b"HTTP/1.1 200 OK\r\n\r\n"
+    # c.s("SA") carries ISN 70000 (the conversation's own: later segments follow it).
+    r = one([c.c("S"), c.s("SA"), _synack_with(c, 9_000_000), c.c("A"), c.c("PA", b"GET / HTTP/1.1\r\n\r\n"),
+             c.s("PA", reply), c.c("A")])
+    assert r.history == "ShADd" and r.missed_bytes == 0
+    assert r.server.stream is not None and r.server.stream.data == reply
+    assert r.server.zeek_bytes == len(reply)
+
+
+def test_a_synack_with_a_new_isn_before_any_ack_still_rebases_as_zeek_does() -> None:
+    # Without an ACK for either, Zeek's rule stands: the latest SYN-ACK's ISN is used.
+    c = Conv(isn_s=70_000)
+    recs, table = feed([c.c("S"), c.s("SA"), _synack_with(c, 9_000_000)])
+    assert table.weird["SYN_seq_jump"] == 1
+    assert [r.history for r in recs] == ["Sh"]
 
 
 def test_syn_after_reset_is_a_new_flow() -> None:

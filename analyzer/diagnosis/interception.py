@@ -112,7 +112,11 @@ def tls13_signals(f: FlowFacts, baselines: PathBaselines, substitutes_seen: list
         if near:
             signals.append(Signal("server_nearer", 2, "the TLS server answering for this Apple address: " + near[0]))
     rtt = r.rtt_syn_synack
-    if t.client_hello_ts is not None and t.server_hello_ts is not None and rtt is not None:
+    # Karn's rule: once the client retransmitted, which copy of its ClientHello the
+    # ServerHello answers is unknown (a TCP Fast Open SYN resent for seconds, sv-tfo-icloud),
+    # so the delay is no evidence.
+    if t.client_hello_ts is not None and t.server_hello_ts is not None and rtt is not None \
+            and not r.client.retransmissions:
         delay = t.server_hello_ts - t.client_hello_ts
         if delay > 5 * rtt and delay - rtt > 0.010:
             signals.append(Signal("serverhello_delayed", 1,

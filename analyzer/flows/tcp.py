@@ -16,6 +16,12 @@ while reassembled data is still pending delivery to an application analyzer
 (Zeek's `DataPending`), and the periodic `ExpireTimer`, whose removals are
 all covered by the close/reset/attempt/inactivity timers below.
 
+One departure from Zeek, on purpose: when a side's SYN-ACKs carry different ISNs
+(retransmitted SYNs answered by different backends), the peer's first ACK picks
+the ISN, and a later SYN-ACK with another ISN no longer re-bases the side
+(Suricata's SYN/ACK queue; Wireshark agrees). Zeek re-bases and loses every later
+byte of that side (corpus: sv-tfo-icloud).
+
 This module is pure: no clock, no I/O; times are packet timestamps passed in.
 """
 
@@ -94,12 +100,16 @@ def seq_delta(a: int, b: int) -> int:
     return d - 0x100000000 if d & 0x80000000 else d
 
 
+_MAX_ALT_ISNS = 4  # SYN-ACK ISNs remembered per side (Suricata's stream.max-synack-queued is 5)
+
+
 class TCPEndpoint:
     """One side of a TCP connection (Zeek's TCP_Endpoint), plus its reassembler."""
 
     __slots__ = (
         "ack_seq",
         "ack_wraps",
+        "alt_isns",
         "chk_cnt",
         "chk_thresh",
         "did_close",
@@ -159,6 +169,8 @@ class TCPEndpoint:
         self.missed_bytes = 0
         """Bytes in content gaps Zeek would report for this side (conn.log missed_bytes)."""
         self.reasm = reasm
+        self.alt_isns: tuple[int, ...] = ()
+        """Other ISNs this side's SYN-ACKs carried (Suricata's SYN/ACK queue): the peer's ACK picks one."""
 
     # Zeek's sequence-space helpers -------------------------------------------------
 
@@ -171,6 +183,14 @@ class TCPEndpoint:
         self.start_seq = start
         self.ack_seq = start
         self.last_seq = last
+
+    def remember_isn(self, isn: int) -> None:
+        if isn not in self.alt_isns and len(self.alt_isns) < _MAX_ALT_ISNS:
+            self.alt_isns += (isn,)
+
+    def isn_acked(self) -> bool:
+        """The peer has acknowledged this side's SYN (its ISN is the real one)."""
+        return self.ack_wraps > 0 or seq_delta(self.ack_seq, self.start_seq & _M32) > 0
 
     def update_last_seq(self, seq: int) -> None:
         if seq < self.last_seq:
@@ -394,10 +414,14 @@ class TCPSession:
             seg_len -= plen
         seq_one_past = (seq + seg_len) & _M32
 
-        self._init_endpoint(ep, flags, seq, seq_one_past, ts)
-        rel_seq, seq_underflow = ep.relative_seq(seq, ep.last_seq, ep.seq_wraps)
-        if seq_underflow and not rst:
-            self._weird("TCP_seq_underflow_or_misorder")
+        stale_synack = self._init_endpoint(ep, flags, seq, seq_one_past, ts)
+        if stale_synack:
+            # Numbered in its own ISN's space: relative seq 0, like a repeated SYN-ACK; its data (if any) is not ours.
+            rel_seq, seq_underflow = 0, True
+        else:
+            rel_seq, seq_underflow = ep.relative_seq(seq, ep.last_seq, ep.seq_wraps)
+            if seq_underflow and not rst:
+                self._weird("TCP_seq_underflow_or_misorder")
 
         self._update_history(flags, ep, rel_seq, plen)
         # update_window: only the zero-window history letter is kept.
@@ -422,6 +446,8 @@ class TCPSession:
 
         rel_ack = 0
         if flags & ACK:
+            if peer.alt_isns and not syn and not rst:
+                self._pick_isn(peer, ack)
             if peer.state == INACTIVE:
                 rel_ack = 1
                 self._init_peer(peer, ep, flags, ack)
@@ -471,8 +497,12 @@ class TCPSession:
 
     # Zeek's static helpers, in TCP.cc order ------------------------------------------
 
-    def _init_endpoint(self, ep: TCPEndpoint, flags: int, first_seg_seq: int, last_seq: int, t: float) -> None:
+    def _init_endpoint(self, ep: TCPEndpoint, flags: int, first_seg_seq: int, last_seq: int, t: float) -> bool:
+        """Zeek's Init_Endpoint; True for a stale SYN-ACK, whose numbers are then ignored."""
         state = ep.state
+        if flags & SYN and ep.alt_isns and state != ESTABLISHED and state != PARTIAL and ep.isn_acked() \
+                and first_seg_seq in ep.alt_isns:
+            return True  # another copy of a SYN-ACK already known to be stale (see below), e.g. after the close
         if state == INACTIVE:
             if flags & SYN:
                 ep.start_seq = first_seg_seq
@@ -487,6 +517,8 @@ class TCPSession:
         elif state == SYN_SENT or state == SYN_ACK_SENT:
             if flags & SYN and first_seg_seq != ep.start_seq & _M32:
                 self._weird("SYN_seq_jump")
+                if flags & ACK:
+                    ep.remember_isn(ep.start_seq & _M32)
                 ep.init_seqs(first_seg_seq, last_seq)
         elif state == ESTABLISHED or state == PARTIAL:
             if flags & SYN:
@@ -494,10 +526,21 @@ class TCPSession:
                     self._weird("SYN_inside_connection")
                 if first_seg_seq != ep.start_seq & _M32:
                     self._weird("SYN_seq_jump")
+                    if flags & ACK and ep.isn_acked():
+                        # Zeek re-bases on any SYN here. But a SYN-ACK with another ISN
+                        # after the peer acknowledged ours is a stale copy (a load
+                        # balancer's other backend answering a retransmitted SYN):
+                        # re-basing would lose every later byte of this side.
+                        # Suricata (SYN/ACK queue) and Wireshark keep the acked ISN.
+                        ep.remember_isn(first_seg_seq)
+                        return True
+                    if flags & ACK:
+                        ep.remember_isn(ep.start_seq & _M32)  # the peer's ACK may still pick it
                 ep.init_seqs(first_seg_seq, last_seq)
         elif state == RESET and flags & SYN and ep.prev_state == INACTIVE:
             # Seqs came from a RST (maybe injected); the SYN is more trustworthy.
             ep.init_seqs(first_seg_seq, last_seq)
+        return False
 
     def _update_history(self, flags: int, ep: TCPEndpoint, rel_seq: int, plen: int) -> None:
         syn = flags & SYN
@@ -528,6 +571,22 @@ class TCPSession:
             self.check_history(ep, HIST_DATA_PKT, "D")
         elif flags & ACK:
             self.check_history(ep, HIST_ACK_PKT, "A")
+
+    def _pick_isn(self, peer: TCPEndpoint, ack: int) -> None:
+        """The first ACK of the peer's SYN-ACK chooses among the ISNs its SYN-ACKs carried.
+
+        Several SYN-ACKs with different ISNs (retransmitted SYNs answered by
+        different backends) leave `peer` on the latest; this ACK says which
+        one the connection uses.
+        """
+        if peer.isn_acked() or ack == (peer.start_seq + 1) & _M32:
+            return
+        for isn in peer.alt_isns:
+            if ack == (isn + 1) & _M32:
+                peer.remember_isn(peer.start_seq & _M32)
+                peer.init_seqs(isn, ack)
+                peer.hist_last_syn = 0
+                return
 
     def _init_peer(self, peer: TCPEndpoint, ep: TCPEndpoint, flags: int, ack_seq: int) -> None:
         if not flags & (SYN | FIN | RST) and ep.state in (SYN_SENT, SYN_ACK_SENT, ESTABLISHED) and not self.weird:
