@@ -102,13 +102,31 @@ def events(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def flow_event(f: Mapping[str, Any]) -> dict[str, Any]:
-    return envelope("flow", f.get("ts_start"), f, flow_id=f.get("id"), community_id=f.get("community_id"),
-                    **five_tuple(f.get("client"), f.get("server"), f.get("proto")))
+    # `envelope` and `five_tuple` spelled out: one line per flow of a capture (`apple-net flows`).
+    client, server = f.get("client") or _EMPTY, f.get("server") or _EMPTY
+    event = {"timestamp": iso_ts(f.get("ts_start")), "event_type": "flow", "flow_id": f.get("id"),
+             "community_id": f.get("community_id"), "src_ip": client.get("ip"), "src_port": client.get("port"),
+             "dest_ip": server.get("ip"), "dest_port": server.get("port"), "proto": f.get("proto"), "flow": f}
+    return _without_none(event)
 
 
 def dns_event(d: Mapping[str, Any]) -> dict[str, Any]:
-    return envelope("dns", d.get("ts"), d, flow_id=d.get("flow_id"),
-                    **five_tuple(d.get("client"), d.get("server"), d.get("transport")))
+    client, server = d.get("client") or _EMPTY, d.get("server") or _EMPTY
+    event = {"timestamp": iso_ts(d.get("ts")), "event_type": "dns", "flow_id": d.get("flow_id"),
+             "src_ip": client.get("ip"), "src_port": client.get("port"), "dest_ip": server.get("ip"),
+             "dest_port": server.get("port"), "proto": d.get("transport"), "dns": d}
+    return _without_none(event)
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _without_none(event: dict[str, Any]) -> dict[str, Any]:
+    """`envelope`'s rule: envelope fields without a value are left out (the timestamp and the record stay)."""
+    if None in event.values():
+        for key in [k for k, v in event.items() if v is None and k != "timestamp"]:
+            del event[key]
+    return event
 
 
 def render_jsonl(report: Mapping[str, Any]) -> str:

@@ -79,11 +79,12 @@ def tls_dict(t: TLSFacts) -> dict[str, Any]:
 
 
 def _direction(d: DirectionStats) -> dict[str, Any]:
+    ttls = d.ttls
     return {
         "packets": d.packets,
         "ip_bytes": d.ip_bytes,
         "payload_bytes": d.payload_bytes,
-        "ttls": {str(ttl): n for ttl, n in d.ttls},
+        "ttls": {str(ttls[0][0]): ttls[0][1]} if len(ttls) == 1 else {str(ttl): n for ttl, n in ttls},
         "ip_id_pattern": d.ip_id_pattern,
         "state": d.state,
         "syn_count": d.syn_count,
@@ -105,7 +106,7 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
         "server": {"ip": r.server_ip, "port": r.server_port},
         "ts_start": r.ts_start,
         "ts_end": r.ts_end,
-        "duration": r.duration,
+        "duration": r.ts_end - r.ts_start,  # FlowRecord.duration, without the property call
         "state": r.conn_state,
         "history": r.history,
         "app": f.app,
@@ -123,18 +124,18 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
              "seq_at_next": x.seq_at_next, "since_peer": x.since_peer, "prev_ttl": x.prev_ttl,
              "packets_after": x.packets_after, "data_after": x.data_after}
             for x in r.rsts
-        ],
+        ] if r.rsts else [],
         "icmp": [
             {"ts": e.ts, "type": e.type, "code": e.code, "reporter": e.reporter, "ttl": e.ttl, "about": e.about.value}
             for e in r.icmp_errors
-        ],
+        ] if r.icmp_errors else [],
         "client_stats": _direction(r.client),
         "server_stats": _direction(r.server),
-        "processes": [{"name": n, "pid": p} for n, p in r.processes],
+        "processes": [{"name": n, "pid": p} for n, p in r.processes] if r.processes else [],
         "truncated_start": r.truncated_start,
         "open_at_end": r.open_at_end,
         "end_reason": r.end_reason.value,
-        "weird": sorted(set(f.weirds) | {w for w, _ in r.weirds}),
+        "weird": sorted(set(f.weirds) | {w for w, _ in r.weirds}) if f.weirds or r.weirds else [],
     }
     if f.quic is not None:
         st = f.quic.state
