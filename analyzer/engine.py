@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from analyzer.capture.decode import Decoder, Packet, decode, ip_text
-from analyzer.capture.reader import RawPacket, open_capture
+from analyzer.capture.reader import CaptureReader, RawPacket, Skipped, open_capture
 from analyzer.dnsmap import DNSTracker, DNSTransaction, NameMap
 from analyzer.flows.config import FlowConfig
 from analyzer.flows.records import FlowRecord
@@ -101,9 +101,10 @@ class Engine:
         self.captures: list[CaptureSummary] = []
 
     # -- packets -------------------------------------------------------------
-    def feed(self, raw: RawPacket) -> None:
+    def feed(self, raw: RawPacket, owned: bool = False) -> None:
+        """One frame; `owned`: a sharded engine's caller knows the frame is this shard's."""
         try:
-            pkt = self.decoder(raw) if self._shard is None else self._shard_decode(raw)
+            pkt = self.decoder(raw) if self._shard is None or owned else self._shard_decode(raw)
             if pkt is None:
                 return
             if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
@@ -141,6 +142,26 @@ class Engine:
                 self._finished(self.table.advance(pkt.ts))
             return None
         return pkt
+
+    def skip(self, times: list[float]) -> None:
+        """Frames of other shards, by their times only: the table's clock moves as `_shard_decode` moves it.
+
+        `advance(t)` for a t below the table's next timer only moves the
+        clock forward, so one call with the run's latest time does the same
+        as one per frame, unless a timer falls due within the run; then each
+        frame's time is given as it comes, since a timer's outcome may depend
+        on the time it fires at (which of a flow's timers ends it).
+        """
+        table = self.table
+        try:
+            latest = max(times)
+            if latest >= table.next_timer:
+                for t in times:
+                    if t >= table.next_timer:
+                        self._finished(table.advance(t))
+            self._finished(table.advance(latest))
+        except Exception as exc:  # noqa: BLE001 - the error boundary, as in feed
+            self._internal("packet", exc)
 
     def _finished(self, recs: Sequence[FlowRecord]) -> None:
         for rec in recs:
@@ -202,14 +223,17 @@ class Engine:
         feed = self.feed
         n = 0
         try:
-            for raw in reader:
-                if first_ts is None:
-                    first_ts = raw.ts
-                last_ts = raw.ts
-                feed(raw)
-                n += 1
-                if progress is not None and not n & 0x3FFF:
-                    progress(reader.bytes_read, total)
+            if self._shard is not None and reader.format == "pcap":
+                first_ts, last_ts = self._read_shard(reader, progress, total)
+            else:
+                for raw in reader:
+                    if first_ts is None:
+                        first_ts = raw.ts
+                    last_ts = raw.ts
+                    feed(raw)
+                    n += 1
+                    if progress is not None and not n & 0x3FFF:
+                        progress(reader.bytes_read, total)
         finally:
             close = getattr(reader, "close", None)
             if close is not None:
@@ -230,6 +254,31 @@ class Engine:
             self.weird.update(reader.weird)
         self.captures.append(summary)
         return summary
+
+    def _read_shard(self, reader: CaptureReader, progress: ProgressFn | None,
+                    total: int) -> tuple[float | None, float | None]:
+        """`read`'s loop for a sharded engine on a classic pcap: the others' records come as times only.
+
+        Returns the first and last record times of the file.
+        """
+        assert self._shard is not None
+        first_ts = last_ts = None
+        feed, skip = self.feed, self.skip
+        for n, item in enumerate(reader.shard_pass(*self._shard), 1):
+            if isinstance(item, RawPacket):
+                start = last_ts = item.ts
+                feed(item, True)
+            elif isinstance(item, Skipped):
+                start, last_ts = item.ts[0], item.ts[-1]
+                skip(item.ts)
+            else:
+                start = last_ts = item.raw.ts
+                feed(item.raw)
+            if first_ts is None:
+                first_ts = start
+            if progress is not None and not n & 0x3FFF:
+                progress(reader.bytes_read, total)
+        return first_ts, last_ts
 
     def finish(self) -> EngineResult:
         try:

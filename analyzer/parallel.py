@@ -1,8 +1,10 @@
 """One capture's records from several processes: each keeps the flows of its shard.
 
-Every worker reads and decodes the whole capture (the cheap part) and keeps
-only the flows `engine.shard_of` gives it, so the expensive per-flow work
-(flow table, inspection, DNS, JSON) is split. Workers render their records
+Every worker reads the whole capture (the cheap part) and keeps only the
+flows `engine.shard_of` gives it, so the expensive per-flow work (decoding,
+flow table, inspection, DNS, JSON) is split: in a classic pcap the other
+shards' records are told apart in bulk (`CaptureReader.shard_pass`) and only
+move the worker's clock. Workers render their records
 as JSON lines themselves and send the bytes through a pipe: handing Python
 objects back would cost as much as making them (pickling a flow record
 takes ~65 µs).

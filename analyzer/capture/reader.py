@@ -5,6 +5,8 @@ file name), checks the file header at once (raising `CaptureError` with a
 one-line message when the file is not a capture) and returns a
 `CaptureReader`. Iterating the reader streams `RawPacket`s in file order,
 reading the file in large chunks, so memory stays bounded whatever its size.
+`reader.shard_pass(k, n)` is the pass of one worker of `apple-net flows -j N`
+over a classic pcap: only shard k's records become `RawPacket`s.
 
 Damage inside the file never raises: the reader stops or skips and counts a
 named anomaly in `.weird`; a file that ends inside a record sets
@@ -23,8 +25,8 @@ import gzip
 import os
 import struct
 import zlib
-from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple, Self
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, NamedTuple, Self
 
 from analyzer.errors import CaptureError
 
@@ -34,6 +36,8 @@ __all__ = [
     "CaptureReader",
     "ProcessInfo",
     "RawPacket",
+    "Skipped",
+    "Undecided",
     "linktype_name",
     "open_capture",
 ]
@@ -149,7 +153,20 @@ class RawPacket(NamedTuple):
         return self.proc.epid if self.proc is not None else None
 
 
+class Undecided(NamedTuple):
+    """A record of a shard pass whose shard only decoding tells (VLAN, fragment, other link type...)."""
+
+    raw: RawPacket
+
+
+class Skipped(NamedTuple):
+    """Consecutive records of a shard pass that other shards own: their times, in file order."""
+
+    ts: list[float]
+
+
 _new_raw = tuple.__new__
+_Header = Callable[[bytes, int], tuple[Any, ...]]  # struct.Struct("IIII").unpack_from
 _MAGIC_PCAP = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6, "pcap"),
     b"\xa1\xb2\xc3\xd4": (">", 1e-6, "pcap"),
@@ -260,7 +277,7 @@ class CaptureReader:
         """Captured bytes of all packets read."""
         self.bytes_read = 0
         """Bytes of the file consumed so far (compressed bytes for gzip), updated per chunk: for progress."""
-        self._current: Iterator[RawPacket] | None = None
+        self._current: Iterator[object] | None = None
         self._head_note = ""
         self._endian = "<"
         self._scale = 1e-6
@@ -344,6 +361,35 @@ class CaptureReader:
     # -- iteration --------------------------------------------------------------
 
     def __iter__(self) -> Iterator[RawPacket]:
+        src = self._start()
+        if self.format == "pcapng":
+            from analyzer.capture.pcapng import iter_pcapng
+
+            self.link_types = []
+            self.interfaces = []
+            packets = iter_pcapng(self, src)
+        else:
+            packets = self._iter_pcap(src)
+        self._current = packets
+        return packets
+
+    def shard_pass(self, k: int, n: int) -> Iterator[RawPacket | Undecided | Skipped]:
+        """A pass over a classic pcap for shard k of n, by `analyzer.engine.raw_shard`'s rule.
+
+        In file order: shard k's records as `RawPacket`s, the records whose
+        shard only decoding tells as `Undecided`, and the times of the other
+        shards' records as `Skipped` runs (a worker still needs every time for
+        its timers). The counters end as after a plain pass. Only for classic
+        pcap: pcapng needs its per-block walk anyway.
+        """
+        if self.format != "pcap":
+            raise ValueError(f"{self.name}: a shard pass needs a classic pcap, not {self.format}")
+        items = self._iter_pcap_shard(self._start(), k, n)
+        self._current = items
+        return items
+
+    def _start(self) -> _Source:
+        """The byte stream of a new pass, the counters reset."""
         if self._stream is not None:
             src, self._stream = self._stream, None
         elif self._path is None:
@@ -355,15 +401,7 @@ class CaptureReader:
         self.packets = 0
         self.bytes = 0
         self.bytes_read = 0
-        if self.format == "pcapng":
-            from analyzer.capture.pcapng import iter_pcapng
-
-            self.link_types = []
-            self.interfaces = []
-            self._current = iter_pcapng(self, src)
-        else:
-            self._current = self._iter_pcap(src)
-        return self._current
+        return src
 
     def close(self) -> None:
         """End the current pass early and close its file (counters keep their values)."""
@@ -394,13 +432,10 @@ class CaptureReader:
         self.truncated = True
         return b""
 
-    def _iter_pcap(self, src: _Source) -> Iterator[RawPacket]:
-        weird = self.weird
+    def _pcap_layout(self) -> tuple[_Header, int, int]:
+        """What reading this pcap's records needs: header unpacker, caplen limit, length swap (0/1/2)."""
         if self._version != (2, 4):
-            weird["pcap_unusual_version"] += 1
-        hdr = struct.Struct(self._endian + "IIII").unpack_from
-        scale = self._scale
-        linktype = self._linktype
+            self.weird["pcap_unusual_version"] += 1
         # A record above the snaplen (or, without one, libpcap's maximum) is
         # counted but read when the file holds it; one above MAX_RECORD cannot
         # be data: reading stops there.
@@ -414,6 +449,25 @@ class CaptureReader:
             swapped = 1
         else:
             swapped = 0
+        return struct.Struct(self._endian + "IIII").unpack_from, limit, swapped
+
+    def _pcap_cut(self, buf: bytes, pos: int, hdr: _Header, limit: int) -> None:
+        """The file ended at buf[len(buf)]: count a record left incomplete at pos."""
+        n = len(buf)
+        if pos < n:
+            self.truncated = True
+            if pos + 16 > n:
+                self.weird["pcap_truncated_record_header"] += 1
+            else:
+                self.weird["pcap_truncated_record"] += 1
+                if hdr(buf, pos)[2] > limit:
+                    self.weird["pcap_caplen_exceeds_snaplen"] += 1
+
+    def _iter_pcap(self, src: _Source) -> Iterator[RawPacket]:
+        weird = self.weird
+        hdr, limit, swapped = self._pcap_layout()
+        scale = self._scale
+        linktype = self._linktype
         new = _new_raw
         raw_packet = RawPacket
         packets = 0
@@ -458,14 +512,7 @@ class CaptureReader:
                 self.bytes = nbytes
                 chunk = self._refill(src, need - (n - pos))
                 if not chunk:
-                    if pos < n:
-                        self.truncated = True
-                        if pos + 16 > n:
-                            weird["pcap_truncated_record_header"] += 1
-                        else:
-                            weird["pcap_truncated_record"] += 1
-                            if hdr(buf, pos)[2] > limit:
-                                weird["pcap_caplen_exceeds_snaplen"] += 1
+                    self._pcap_cut(buf, pos, hdr, limit)
                     return
                 buf = buf[pos:] + chunk
                 pos = chunk_pos = 0
@@ -473,6 +520,85 @@ class CaptureReader:
             self.packets = packets
             self.bytes = nbytes + pos - chunk_pos - 16 * (packets - chunk_packets)
             src.close()
+
+    def _iter_pcap_shard(self, src: _Source, k: int, n: int) -> Iterator[RawPacket | Undecided | Skipped]:
+        """`_iter_pcap` for shard k of n: per chunk, the records are found first, then split at once.
+
+        Counting as `_iter_pcap` does, so both passes leave the same counters.
+        """
+        from analyzer.capture.bulk import split_records  # numpy: only for shard passes
+
+        hdr, limit, swapped = self._pcap_layout()
+        weird = self.weird
+        linktype = self._linktype
+        new = _new_raw
+        raw_packet = RawPacket
+        packets = nbytes = 0
+        pos = chunk_pos = chunk_packets = 0
+        try:
+            buf = self._refill(src, 0)
+            if len(buf) < 24:  # the file changed since open_capture
+                self.truncated = True
+                return
+            pos = chunk_pos = 24
+            while True:
+                offsets, pos, need = _record_offsets(buf, pos, hdr, swapped)
+                if offsets:
+                    packets += len(offsets)
+                    split = split_records(buf, offsets, self._endian, self._scale, swapped, limit, linktype, k, n)
+                    if split.over_snaplen:
+                        weird["pcap_caplen_exceeds_snaplen"] += split.over_snaplen
+                    if split.over_wirelen:
+                        weird["pcap_caplen_exceeds_wirelen"] += split.over_wirelen
+                    ts = split.ts
+                    after = 0  # the first record not handed out yet
+                    for i, start, caplen, wirelen, decided in zip(
+                        split.mine, split.starts, split.caplens, split.wirelens, split.decided, strict=True
+                    ):
+                        if i > after:
+                            yield Skipped(ts[after:i])
+                        raw = new(raw_packet, (ts[i], linktype, buf[start : start + caplen], wirelen, 0, None))
+                        yield raw if decided else Undecided(raw)
+                        after = i + 1
+                    if after < len(ts):
+                        yield Skipped(ts[after:])
+                if need - 16 > MAX_RECORD:  # as in _iter_pcap: a record this long is corruption
+                    weird["pcap_caplen_exceeds_snaplen"] += 1
+                    weird["pcap_bogus_caplen"] += 1
+                    self.truncated = True
+                    return
+                nbytes += pos - chunk_pos - 16 * (packets - chunk_packets)
+                chunk_pos, chunk_packets = pos, packets
+                self.packets = packets
+                self.bytes = nbytes
+                chunk = self._refill(src, need - (len(buf) - pos))
+                if not chunk:
+                    self._pcap_cut(buf, pos, hdr, limit)
+                    return
+                buf = buf[pos:] + chunk
+                pos = chunk_pos = 0
+        finally:
+            self.packets = packets
+            self.bytes = nbytes + pos - chunk_pos - 16 * (packets - chunk_packets)
+            src.close()
+
+
+def _record_offsets(buf: bytes, pos: int, hdr: _Header, swapped: int) -> tuple[list[int], int, int]:
+    """Where the complete records from pos on start; where the first incomplete one (or the end) is;
+    how many bytes from there it needs (16 for a header, 16 + caplen for a whole record)."""
+    n = len(buf)
+    offsets: list[int] = []
+    append = offsets.append
+    while pos + 16 <= n:
+        _sec, _frac, caplen, wirelen = hdr(buf, pos)
+        if swapped and (swapped == 2 or caplen > wirelen):
+            caplen = wirelen
+        end = pos + 16 + caplen
+        if end > n:
+            return offsets, pos, end - pos
+        append(pos)
+        pos = end
+    return offsets, pos, 16
 
 
 def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:

@@ -568,6 +568,11 @@ class FlowTable:
             return out
         return _NOTHING
 
+    @property
+    def next_timer(self) -> float:
+        """The earliest pending timer deadline (inf if none): `advance(ts)` below it only moves the clock."""
+        return self._next_timer
+
     def advance(self, ts: float) -> Sequence[FlowRecord]:
         """Move the clock to a packet's time without the packet: what a shard does with the others' packets.
 
