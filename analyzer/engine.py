@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from analyzer.capture.decode import Decoder, Packet, decode, ip_text
+from analyzer.capture.decode import Decoder, Packet, decode, ip_text_cached
 from analyzer.capture.reader import CaptureReader, RawPacket, Skipped, open_capture
 from analyzer.dnsmap import DNSTracker, DNSTransaction, NameMap
 from analyzer.flows.config import FlowConfig
@@ -108,7 +108,7 @@ class Engine:
             if pkt is None:
                 return
             if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
-                self.dns.feed(pkt.ts, ip_text(pkt.src), pkt.sport, ip_text(pkt.dst), pkt.dport, pkt.payload)
+                self.dns.feed(pkt.ts, ip_text_cached(pkt.src), pkt.sport, ip_text_cached(pkt.dst), pkt.dport, pkt.payload)
             finished = self.table.add(pkt)
         except Exception as exc:  # the error boundary: count, keep going
             self._internal("packet", exc)

@@ -18,6 +18,7 @@ fixed offsets on the frame's bytes, and `Packet` is a NamedTuple built with
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from collections import Counter
@@ -197,6 +198,10 @@ class Packet(NamedTuple):
 def ip_text(addr: bytes) -> str:
     """Dotted-quad or RFC 5952 text of a 4- or 16-byte address."""
     return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
+
+
+ip_text_cached = functools.lru_cache(maxsize=4096)(ip_text)
+"""`ip_text` for the per-flow and per-DNS-message paths, where a few addresses recur."""
 
 
 def ip_bytes(text: str) -> bytes:

@@ -38,14 +38,13 @@ addresses) happen once per flow, when it finishes.
 from __future__ import annotations
 
 import collections
-import functools
 import hashlib
 import heapq
 import math
 import struct
 from collections.abc import Iterable, Sequence
 
-from analyzer.capture.decode import Packet, ip_text
+from analyzer.capture.decode import Packet, ip_text, ip_text_cached
 from analyzer.flows.community_id import community_id, icmp_port_equivalents
 from analyzer.flows.config import FlowConfig
 from analyzer.flows.reassembly import ReassemblyBudget, StreamReassembler
@@ -219,7 +218,6 @@ _SILENT = DirectionStats(
     0, 0, 0, 0, None, None, (), (), "none", "inactive", None, 0, None, None, b"", None, None, 0, 0, 0, 0, None, (), 0
 )
 """What a UDP/ICMP side that sent nothing looks like (shared: records are immutable)."""
-_ip_text = functools.lru_cache(maxsize=4096)(ip_text)  # clients and servers recur across flows
 
 
 class _Side:
@@ -1199,9 +1197,9 @@ class FlowTable:
             community_id=community_id(addr_o, addr_r, proto, port_o, port_r),
             proto=proto,
             ip_version=flow.ipv,
-            client_ip=_ip_text(addr_o),
+            client_ip=ip_text_cached(addr_o),
             client_port=port_o,
-            server_ip=_ip_text(addr_r),
+            server_ip=ip_text_cached(addr_r),
             server_port=port_r,
             ts_start=flow.first_ts,
             ts_end=flow.last_ts,
