@@ -96,6 +96,42 @@ def test_ack_past_a_hole_declares_a_gap_and_freezes_the_prefix() -> None:
     assert r.result().data == DATA[:10] and r.next_off == 40
 
 
+def test_a_late_segment_filling_the_hole_just_declared_is_kept_but_the_gap_stays_counted() -> None:
+    # The peer's ACK was captured before the data it acknowledges.
+    r = StreamReassembler(cap=1000)
+    r.data(0, DATA[:10], 1.0)
+    assert r.ack(30) == 1
+    r.data(10, DATA[10:40], 2.0)  # covers the hole [10, 30) and goes on
+    r.data(40, DATA[40:50], 3.0)
+    res = r.result()
+    assert res.data == DATA[:50] and not res.cut_by_gap
+    assert res.segments == ((0, 1.0), (10, 2.0), (40, 3.0))
+    assert (res.gaps, res.gap_bytes, res.stream_bytes) == (1, 20, 50)  # Zeek's count
+
+
+def test_only_the_next_segment_may_fill_the_hole() -> None:
+    r = StreamReassembler(cap=1000)
+    r.data(0, DATA[:10], 1.0)
+    r.ack(30)
+    r.data(30, DATA[30:40], 2.0)  # data after the hole first: the hole is a real loss
+    r.data(10, DATA[10:30], 3.0)
+    assert r.result().data == DATA[:10] and r.result().cut_by_gap
+    # A segment that covers only part of the hole does not fill it either.
+    r2 = StreamReassembler(cap=1000)
+    r2.ack(20)
+    r2.data(5, DATA[5:20], 1.0)
+    assert r2.result().data == b"" and r2.result().cut_by_gap
+
+
+def test_a_late_fill_respects_the_cap() -> None:
+    r = StreamReassembler(cap=15)
+    r.data(0, DATA[:10], 1.0)
+    r.ack(30)
+    r.data(10, DATA[10:30], 2.0)
+    res = r.result()
+    assert res.data == DATA[:15] and res.cut_by_cap and not res.cut_by_gap and res.stream_bytes == 30
+
+
 def test_ack_beyond_everything_seen() -> None:
     r = StreamReassembler(cap=1000)
     r.data(0, DATA[:10], 1.0)

@@ -674,3 +674,37 @@ def test_dataclasses_are_frozen() -> None:
     client, _ = directions(KYBER)
     with pytest.raises(dataclasses.FrozenInstanceError):
         client.client_hello.server_name = "x"  # type: ignore[misc,union-attr]
+
+
+def _moved_before(path: Path, tmp: Path, frame: int, before: int) -> Path:
+    """The capture with record `frame` (1-based) moved in front of record `before`, times kept in place."""
+    import dpkt
+
+    with open(path, "rb") as f:
+        reader = dpkt.pcap.Reader(f)
+        records = list(reader)
+        linktype = reader.datalink()
+    times = [ts for ts, _ in records]
+    frames = [buf for _, buf in records]
+    frames.insert(before - 1, frames.pop(frame - 1))
+    out = tmp / "moved.pcap"
+    with open(out, "wb") as f:
+        writer = dpkt.pcap.Writer(f, linktype=linktype)
+        for ts, buf in zip(times, frames, strict=True):
+            writer.writepkt(buf, ts=ts)
+    return out
+
+
+@pytest.mark.parametrize(("frame", "before"), [(6, 4), (7, 5)])
+def test_client_hello_kept_when_the_servers_ack_is_captured_first(tmp_path: Path, frame: int, before: int) -> None:
+    # The post-quantum ClientHello spans frames 4 and 5; the server acks them in frames 6
+    # and 7. Captured on a TAP's two legs (or two capture queues), the ACK can come first:
+    # Zeek then declares a gap and drops the late ClientHello bytes. The gap stays
+    # counted as Zeek counts it; the content is kept, so the SNI is not lost.
+    (orig,) = run_engine([PQ]).flows
+    (moved,) = run_engine([_moved_before(PQ, tmp_path, frame, before)]).flows
+    assert moved.server_name == orig.server_name == "pq.test"
+    assert moved.tls is not None and orig.tls is not None
+    assert moved.tls.client_hello == orig.tls.client_hello and moved.tls.client_hello is not None
+    assert "G" in moved.flow.history and moved.flow.missed_bytes > 0  # Zeek's accounting
+    assert moved.tls.ja4 == orig.tls.ja4 and moved.tls.session.cipher == orig.tls.session.cipher

@@ -16,7 +16,12 @@ gaps Zeek counts:
 - Gaps: a hole is declared only when the peer acknowledges past it (Zeek's
   `Undelivered`), because an unacknowledged hole may still be filled by a
   retransmission. From the first gap on, the stored prefix is frozen: what
-  follows is not contiguous with it (`cut_by_gap`).
+  follows is not contiguous with it (`cut_by_gap`). One exception for the
+  content, not the counters: when the very next segment of this direction
+  fills exactly the hole just declared at the end of the prefix, the capture
+  merely saw the peer's ACK first (two capture queues, a TAP's two legs), so
+  its bytes are kept and the prefix goes on. The gap stays counted, as Zeek
+  counts it (history 'G', missed bytes); the ClientHello is not lost.
 - Cap: bytes past `cap` are not stored (`cut_by_cap`), but offsets, pending
   ranges and gaps keep being tracked, so counters stay right for the whole
   connection while memory stays bounded. A `ReassemblyBudget` shared by a
@@ -85,6 +90,7 @@ class StreamReassembler:
         "_budget",
         "_buf",
         "_cap",
+        "_late_hole",
         "_max_pending",
         "_max_segments",
         "_pending",
@@ -129,12 +135,23 @@ class StreamReassembler:
         self.overlap_conflicts = 0
         self.pending_dropped = 0
         """Out-of-order pieces not buffered because the pending list was full."""
+        self._late_hole: tuple[int, int] | None = None  # a gap the next segment may still fill (see above)
 
     # -- input -----------------------------------------------------------------
 
     def data(self, off: int, payload: bytes, ts: float) -> None:
         """A segment carrying `payload` at stream offset `off` (>= 0) arrived at `ts`."""
         end = off + len(payload)
+        if self._late_hole is not None:
+            hole, self._late_hole = self._late_hole, None
+            if off <= hole[0] and end >= hole[1] and self.next_off == hole[1]:
+                self._storing = True
+                self.cut_by_gap = False
+                self.next_off = hole[0]
+                self._append(hole[0], end, payload[hole[0] - off:], ts)
+                if self._pending:
+                    self._drain()
+                return
         nxt = self.next_off
         if end <= nxt:
             if off < len(self._buf):
@@ -174,6 +191,8 @@ class StreamReassembler:
         if up_to > self.next_off:
             holes += 1
             self.gap_bytes += up_to - self.next_off
+            if self._storing and not pending and len(self._buf) == self.next_off:
+                self._late_hole = (self.next_off, up_to)
             self._freeze_on_gap()
             self.next_off = up_to
         if pending:
