@@ -75,6 +75,7 @@ class DNSTransaction:
     truncated: bool  # TC bit
     extended_errors: tuple[str, ...]  # RFC 8914 info codes (Blocked, Filtered...)
     weirds: tuple[str, ...]
+    queries: int  # copies of the query seen (retransmissions share one id); 0 when none was
 
     @property
     def rtt(self) -> float | None:
@@ -209,7 +210,7 @@ class DNSTracker:
                  on_transaction: Callable[[DNSTransaction], None] | None = None) -> None:
         self.pending_timeout = pending_timeout
         self.max_pending = max_pending  # the recently-answered set holds up to twice as many
-        self._pending: dict[_Key, tuple[float, _Message, str]] = {}
+        self._pending: dict[_Key, tuple[float, _Message, str, int]] = {}  # first time, query, transport, copies
         self._answered: dict[_Key, float] = {}  # recently paired, to spot duplicate responses
         self._memo: dict[bytes, _Message] = {}  # keyed on the message without its id
         self._memo_bytes = 0
@@ -251,13 +252,15 @@ class DNSTracker:
         msg_id = payload[0] << 8 | payload[1]
         if not m.response:
             key = (src, sport, dst, dport, msg_id, m.question)
-            if key in self._pending:
+            waiting = self._pending.get(key)
+            if waiting is not None:
                 # A retransmitted query: keep the first time, the wait began then.
+                self._pending[key] = (waiting[0], waiting[1], waiting[2], waiting[3] + 1)
                 return
             if len(self._pending) >= self.max_pending:
                 self.weird["dns_pending_table_full"] += 1
                 self._expire(ts, force=True)
-            self._pending[key] = (ts, m, transport)
+            self._pending[key] = (ts, m, transport, 1)
         else:
             key = (dst, dport, src, sport, msg_id, m.question)
             pending = self._pending.pop(key, None)
@@ -271,25 +274,26 @@ class DNSTracker:
                     self.weird["dns_unmatched_response"] += 1
                 self._emit(_new_transaction(
                     ts, dst, dport, src, sport, transport, msg_id, m.query, m.qtype, m.rcode, ts, m.answers,
-                    m.chain, m.addresses, m.hints, False, m.truncated, m.extended_errors, m.weirds,
+                    m.chain, m.addresses, m.hints, False, m.truncated, m.extended_errors, m.weirds, 0,
                 ))
             else:
-                qts, query, _ = pending
+                qts, query, _, asked = pending
                 self._answered[key] = ts
                 if len(self._answered) >= 2 * self.max_pending:
                     self._trim_answered(ts)
                 self._emit(_new_transaction(
                     qts, dst, dport, src, sport, transport, msg_id, m.query, m.qtype, m.rcode, ts, m.answers,
                     m.chain, m.addresses, m.hints, True, m.truncated, m.extended_errors, query.weirds + m.weirds,
+                    asked,
                 ))
         if ts - self._last_expire > self.pending_timeout:
             self._expire(ts)
 
-    def _unanswered(self, key: _Key, ts: float, query: _Message, transport: str) -> DNSTransaction:
+    def _unanswered(self, key: _Key, ts: float, query: _Message, transport: str, asked: int) -> DNSTransaction:
         client, cport, server, sport, msg_id, _ = key
         return _new_transaction(
             ts, client, cport, server, sport, transport, msg_id, query.query, query.qtype, None, None, (),
-            (), (), (), True, False, (), query.weirds,
+            (), (), (), True, False, (), query.weirds, asked,
         )
 
     def _trim_answered(self, now: float) -> None:
@@ -314,10 +318,10 @@ class DNSTracker:
         horizon = now - self.pending_timeout
         self._answered = {k: t for k, t in self._answered.items() if t >= horizon}
         pending = self._pending
-        for key, (ts, query, transport) in list(pending.items()):
+        for key, (ts, query, transport, asked) in list(pending.items()):
             if ts < horizon or force:
                 del pending[key]
-                self._emit(self._unanswered(key, ts, query, transport))
+                self._emit(self._unanswered(key, ts, query, transport, asked))
                 if force and len(pending) < self.max_pending // 2:
                     break
 

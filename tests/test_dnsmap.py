@@ -48,3 +48,34 @@ def test_malformed_message_is_a_weird_also_when_memoised() -> None:
     tr.feed(1.5, "10.0.0.2", 5000, "10.0.0.1", 53, bytes([0, 10]) + bad[2:])
     assert sum(tr.weird.values()) == 2
     assert tr.finish() == []
+
+
+def test_retransmitted_queries_are_one_transaction_that_counts_them() -> None:
+    # A stub resolver resends an unanswered query with the same id (the lab's dns_no_response
+    # shows two copies); tshark lists each copy, we keep one transaction and say how many.
+    tr = DNSTracker(pending_timeout=30.0)
+    for ts in (1.0, 2.0, 4.0):
+        tr.feed(ts, "10.0.0.2", 5000, "10.0.0.1", 53, message(7, "albert.apple.com", False))
+    tr.feed(5.0, "10.0.0.2", 5001, "10.0.0.1", 53, message(8, "gs.apple.com", False))
+    tr.feed(5.1, "10.0.0.2", 5001, "10.0.0.1", 53, message(8, "gs.apple.com", False))
+    tr.feed(5.2, "10.0.0.1", 53, "10.0.0.2", 5001, message(8, "gs.apple.com", True, bytes([17, 0, 0, 1])))
+    tr.feed(6.0, "10.0.0.1", 53, "10.0.0.2", 5009, message(9, "xp.apple.com", True, bytes([17, 0, 0, 2])))
+    done = tr.finish()
+    assert [(t.query, t.ts, t.rcode, t.queries) for t in done] == [
+        ("albert.apple.com", 1.0, None, 3),  # the wait began at the first copy
+        ("gs.apple.com", 5.0, "NOERROR", 2),
+        ("xp.apple.com", 6.0, "NOERROR", 0),  # an answer to a query the capture does not hold
+    ]
+
+
+def test_no_response_evidence_says_how_often_the_client_asked() -> None:
+    from analyzer.catalogue import load_catalogue
+    from analyzer.catalogue.matcher import Matcher
+    from analyzer.diagnosis.dns import judge_dns
+
+    tr = DNSTracker()
+    for ts in (1.0, 3.0):
+        tr.feed(ts, "10.0.0.2", 5000, "10.0.0.1", 53, message(7, "albert.apple.com", False))
+    (t,) = tr.finish()
+    j = judge_dns(t, Matcher(load_catalogue()), ())
+    assert j.verdict.value == "no_response" and j.reason == "no answer from 10.0.0.1 (asked 2 times)"

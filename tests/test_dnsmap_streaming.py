@@ -224,7 +224,7 @@ def test_name_map_add_matches_the_list_in_stream_order() -> None:
 
 def _resolved(query: str, ts: float, rts: float, addr: str = "17.253.1.1") -> DNSTransaction:
     return DNSTransaction(ts, "10.0.0.2", 5000, "10.0.0.1", 53, "udp", 1, query, "A", "NOERROR", rts, (),
-                          (query,), (addr,), (), True, False, (), ())
+                          (query,), (addr,), (), True, False, (), (), 1)
 
 
 def test_name_map_add_orders_answers_of_one_instant_as_the_list_does() -> None:

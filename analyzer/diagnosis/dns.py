@@ -45,7 +45,8 @@ def judge_dns(t: DNSTransaction, matcher: Matcher, sinkholes: tuple[Sinkhole, ..
     blocked_by = [e for e in t.extended_errors if e.startswith(BLOCKING_EDE)]
     ede = f" (resolver says: {'; '.join(blocked_by)})" if blocked_by else ""
     if t.rcode is None:
-        return DNSJudgement(DNSVerdict.NO_RESPONSE, f"no answer from {t.server_ip}", entry)
+        asked = f" (asked {t.queries} times)" if t.queries > 1 else ""
+        return DNSJudgement(DNSVerdict.NO_RESPONSE, f"no answer from {t.server_ip}{asked}", entry)
     if t.rcode == "NXDOMAIN":
         return DNSJudgement(DNSVerdict.NXDOMAIN, f"{t.server_ip} says {t.query} does not exist{ede}", entry)
     if t.rcode == "SERVFAIL":

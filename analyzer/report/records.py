@@ -188,4 +188,5 @@ def dns_dict(t: DNSTransaction) -> dict[str, Any]:
         "chain": list(t.chain),
         "addresses": list(t.addresses),
         "extended_errors": list(t.extended_errors),
+        "queries": t.queries,
     }
