@@ -112,7 +112,7 @@ def flow_event(f: Mapping[str, Any]) -> dict[str, Any]:
 
 def dns_event(d: Mapping[str, Any]) -> dict[str, Any]:
     client, server = d.get("client") or _EMPTY, d.get("server") or _EMPTY
-    event = {"timestamp": iso_ts(d.get("ts")), "event_type": "dns"}
+    event: dict[str, Any] = {"timestamp": iso_ts(d.get("ts")), "event_type": "dns"}
     flow_id = d.get("flow_id")  # the engine's transactions have none: skip _without_none's slow path
     if flow_id is not None:
         event["flow_id"] = flow_id
