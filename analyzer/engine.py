@@ -180,15 +180,20 @@ class Engine:
         try:
             facts = inspect_flow(rec)
         except Exception as exc:
-            self._internal("inspect", exc)
-            facts = FlowFacts(rec, None, weirds=("internal_error_inspect",))
+            log.debug("internal error in inspect: %r", exc, exc_info=True)
+            facts = FlowFacts(rec, None, weirds=("internal_error_inspect",))  # counted once, below
         if rec.proto == TCP and DNS_PORT in (rec.server_port, rec.client_port):
             self._dns_over_tcp(rec)
         for w in facts.weirds:
             self.weird[w] += 1
         # The parsers have read the payload bytes; keeping them would make memory grow with the capture.
         _release_payload(rec)
-        self._sink(facts)
+        try:
+            self._sink(facts)
+        except OSError:
+            raise  # the output is gone (a closed pipe, a full disk): stop
+        except Exception as exc:  # a record the writer cannot render: the others still go out
+            self._internal("output", exc)
 
     def _dns_over_tcp(self, rec: FlowRecord) -> None:
         for stream, (src, sport, dst, dport) in (

@@ -55,7 +55,11 @@ class HTTPFacts:
 
     @property
     def connect_target(self) -> str | None:
-        t = self.request.connect_target if self.request is not None else None
+        """host:port of a CONNECT; None also when the target is malformed (inspection noted the weird)."""
+        try:
+            t = self.request.connect_target if self.request is not None else None
+        except ParseError:
+            return None
         return f"{t.host}:{t.port}" if t is not None else None
 
 
@@ -200,19 +204,31 @@ def _inspect_tcp(flow: FlowRecord) -> FlowFacts:
         facts, weirds = _tls(flow, c_data[start or 0:], s_data, start or 0, 0, tunnelled=False)
         return _make_flow_facts(flow, "tls", facts, None, None, None, tuple(weirds))
     if http.looks_like_http_request(c_data):
-        req = http.parse_request_head(c_data)
-        resp = http.parse_response_head(s_data) if http.looks_like_http_response(s_data) else None
+        # Each side on its own: a bad line in one head must not cost the other, or a tunnel's TLS.
+        http_weirds: list[str] = []
+        req = resp = None
+        try:
+            req = http.parse_request_head(c_data, weirds=http_weirds)
+        except ParseError as exc:
+            http_weirds.append(exc.kind)
+        if http.looks_like_http_response(s_data):
+            try:
+                resp = http.parse_response_head(s_data, weirds=http_weirds)
+            except ParseError as exc:
+                http_weirds.append(exc.kind)
         facts_http = HTTPFacts(req, resp)
         if req is not None and req.method == "CONNECT":
+            if facts_http.connect_target is None:
+                http_weirds.append("http_bad_connect_target")
             tunnel_tls = None
-            tunnel_weirds: list[str] = []
             if resp is not None and 200 <= resp.status < 300:
                 c_rest, s_rest = c_data[req.head_length:], s_data[resp.head_length:]
                 if tls.looks_like_tls(c_rest):
                     tunnel_tls, tunnel_weirds = _tls(flow, c_rest, s_rest, req.head_length, resp.head_length,
                                                      tunnelled=True)
-            return FlowFacts(flow, "http-connect", tls=tunnel_tls, http=facts_http, weirds=tuple(tunnel_weirds))
-        return FlowFacts(flow, "http", http=facts_http)
+                    http_weirds += tunnel_weirds
+            return FlowFacts(flow, "http-connect", tls=tunnel_tls, http=facts_http, weirds=tuple(http_weirds))
+        return FlowFacts(flow, "http", http=facts_http, weirds=tuple(http_weirds))
     if flow.server_port == 53 or flow.client_port == 53:
         return FlowFacts(flow, "dns")
     return FlowFacts(flow, None)

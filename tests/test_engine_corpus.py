@@ -251,3 +251,38 @@ def test_flow_weirds_add_up_to_the_engines_counts() -> None:
         for w, n in per_flow.items():
             if w.startswith("tls_"):
                 assert res.weird[w] == n, (path.name, w)
+
+
+SQUID_CAPTURE = Path(__file__).parent / "fixtures" / "local" / "http-proxy-squid.pcap"
+
+
+def test_an_inspection_bug_is_counted_once_per_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer import engine
+
+    def broken(rec: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(engine, "inspect_flow", broken)
+    res = run_engine([SQUID_CAPTURE])
+    assert res.flows and all(f.weirds == ("internal_error_inspect",) for f in res.flows)
+    assert res.weird["internal_error_inspect"] == len(res.flows)
+
+
+def test_a_record_the_writer_cannot_take_loses_only_that_record() -> None:
+    seen: list[Any] = []
+
+    def sink(facts: Any) -> None:
+        if not seen:
+            seen.append(None)
+            raise ValueError("cannot render")
+        seen.append(facts)
+
+    res = run_engine([SQUID_CAPTURE], on_flow=sink)
+    expected = len(run_engine([SQUID_CAPTURE]).flows)
+    assert len(seen) - 1 == expected - 1 and res.weird["internal_error_output"] == 1
+
+    def gone(facts: Any) -> None:
+        raise BrokenPipeError("reader went away")
+
+    with pytest.raises(BrokenPipeError):  # the output is gone: stop rather than count every flow
+        run_engine([SQUID_CAPTURE], on_flow=gone)

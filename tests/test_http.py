@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers_pcap import CORPUS, LOCAL, TCPConn, find_conn, tcp_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import analyzer
+from analyzer.cli import main
+from analyzer.engine import run_engine
 from analyzer.protocols._buffer import ParseError
 from analyzer.protocols.http import (
     MAX_HEAD,
@@ -329,3 +334,63 @@ def test_random_bytes(raw: bytes) -> None:
     _check(raw)
     looks_like_http_request(raw)
     looks_like_http_response(raw)
+
+
+# --- malformed heads in real traffic: the flow keeps what can be read ---------------------------
+
+SQUID = LOCAL / "http-proxy-squid.pcap"
+
+
+def _patched(tmp: Path, old: bytes, new: bytes) -> Path:
+    """The squid capture with the first `old` in a frame replaced by `new` (same length: TCP stays whole)."""
+    assert len(old) == len(new)
+    data = SQUID.read_bytes()
+    assert old in data
+    out = tmp / "patched.pcap"
+    out.write_bytes(data.replace(old, new, 1))
+    return out
+
+
+def _http_flows(path: Path) -> dict[int, Any]:
+    return {f.flow.client_port: f for f in run_engine([path]).flows if f.http is not None}
+
+
+def test_a_bad_header_line_costs_only_that_line(tmp_path: Path) -> None:
+    orig = _http_flows(SQUID)
+    got = _http_flows(_patched(tmp_path, b"User-Agent: curl", b"User-Agent  curl"))
+    first = got[32828]  # CONNECT 127.0.0.1:18443, answered 200
+    assert first.app == "http-connect" and first.http.connect_target == "127.0.0.1:18443"
+    assert first.http.response is not None and first.http.response.status == 200
+    assert first.http.request is not None and first.http.request.header("user-agent") is None
+    assert first.weirds == ("http_bad_header",)
+    assert first.tls == orig[32828].tls
+    assert {p: (f.app, f.http.connect_target) for p, f in got.items()} == {
+        p: (f.app, f.http.connect_target) for p, f in orig.items()}
+
+
+def test_a_connect_target_without_port_is_a_weird_not_an_error(tmp_path: Path) -> None:
+    patched = _patched(tmp_path, b"CONNECT gateway.icloud.com:443", b"CONNECT gateway.icloud.comx443")
+    res = run_engine([patched])
+    assert not [w for w in res.weird if w.startswith("internal_error")]
+    (flow,) = [f for f in res.flows if f.http is not None and f.http.request is not None
+               and f.http.request.target == "gateway.icloud.comx443"]
+    assert flow.app == "http-connect" and flow.http.connect_target is None
+    assert flow.http.response is not None and flow.http.response.status == 500
+    assert flow.weirds == ("http_bad_connect_target",)
+    # Both commands write every record (this flow crashed them before).
+    out = tmp_path / "flows.jsonl"
+    assert main(["flows", str(patched), "--format", "jsonl", "-o", str(out)]) in (0, None)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sum(1 for e in lines if e["event_type"] == "flow") == len(res.flows)
+    report = analyzer.analyze(patched).report
+    assert len(report["flows"]) == len(res.flows)
+
+
+def test_lenient_heads_note_what_they_skip() -> None:
+    weirds: list[str] = []
+    req = parse_request_head(b"GET / HTTP/1.1\r\n folded\r\nHost : a\r\nHost: b\r\n\r\n", weirds=weirds)
+    assert req is not None and req.host == "b" and req.headers == (("Host", "b"),)
+    assert weirds == ["http_fold_without_header", "http_bad_header"]
+    resp = parse_response_head(b"HTTP/1.1 200 OK\r\nX Bad: 1\r\n\r\n", weirds=weirds)
+    assert resp is not None and resp.status == 200 and resp.headers == ()
+    assert weirds[-1] == "http_bad_header"

@@ -189,25 +189,39 @@ def _head_lines(data: bytes, max_head: int) -> tuple[list[bytes], int] | None:
         lines.append(line)
 
 
-def _headers(lines: list[bytes]) -> Headers:
+def _headers(lines: list[bytes], weirds: list[str] | None) -> Headers:
+    """The header fields; a malformed line raises, or with `weirds` is skipped and its kind noted there."""
     out: list[tuple[str, str]] = []
     for line in lines:
         if line[:1] in (b" ", b"\t"):
             if not out:
-                raise ParseError("http_fold_without_header", "continuation line right after the start line")
+                _bad_line(weirds, "http_fold_without_header", "continuation line right after the start line")
+                continue
             name, value = out[-1]
             continuation = _escape(line.strip(b" \t"))
             out[-1] = (name, f"{value} {continuation}".strip())
             continue
         raw_name, colon, raw_value = line.partition(b":")
         if not colon or not _TOKEN.fullmatch(raw_name):
-            raise ParseError("http_bad_header", _escape(line[:40]))
+            _bad_line(weirds, "http_bad_header", _escape(line[:40]))
+            continue
         out.append((raw_name.decode("ascii"), _escape(raw_value.strip(b" \t"))))
     return tuple(out)
 
 
-def parse_request_head(data: bytes, *, max_head: int = MAX_HEAD) -> HTTPRequest | None:
-    """Parse the request head at the start of a client's stream."""
+def _bad_line(weirds: list[str] | None, kind: str, detail: str) -> None:
+    if weirds is None:
+        raise ParseError(kind, detail)
+    weirds.append(kind)
+
+
+def parse_request_head(data: bytes, *, max_head: int = MAX_HEAD, weirds: list[str] | None = None) -> HTTPRequest | None:
+    """Parse the request head at the start of a client's stream.
+
+    With `weirds`, a malformed header line (`Host : x`, a fold right after
+    the start line) is skipped and its kind appended there, as a passive
+    observer must: the server may well have accepted it. Without, it raises.
+    """
     found = _head_lines(bytes(data), max_head)
     if found is None:
         return None
@@ -216,11 +230,12 @@ def parse_request_head(data: bytes, *, max_head: int = MAX_HEAD) -> HTTPRequest 
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1] or not _VERSION.fullmatch(parts[2]):
         raise ParseError("http_bad_request_line", _escape(lines[0][:80]))
     method, target, version = parts
-    return HTTPRequest(method.decode("ascii"), _escape(target), version.decode("ascii"), _headers(lines[1:]), length)
+    return HTTPRequest(method.decode("ascii"), _escape(target), version.decode("ascii"), _headers(lines[1:], weirds),
+                       length)
 
 
-def parse_response_head(data: bytes, *, max_head: int = MAX_HEAD) -> HTTPResponse | None:
-    """Parse the response head at the start of a server's (or proxy's) stream."""
+def parse_response_head(data: bytes, *, max_head: int = MAX_HEAD, weirds: list[str] | None = None) -> HTTPResponse | None:
+    """Parse the response head at the start of a server's (or proxy's) stream; `weirds` as for requests."""
     found = _head_lines(bytes(data), max_head)
     if found is None:
         return None
@@ -229,7 +244,7 @@ def parse_response_head(data: bytes, *, max_head: int = MAX_HEAD) -> HTTPRespons
     if match is None:
         raise ParseError("http_bad_status_line", _escape(lines[0][:80]))
     version, status, reason = match.groups()
-    return HTTPResponse(version.decode("ascii"), int(status), _escape(reason or b""), _headers(lines[1:]), length)
+    return HTTPResponse(version.decode("ascii"), int(status), _escape(reason or b""), _headers(lines[1:], weirds), length)
 
 
 def looks_like_http_request(data: bytes) -> bool:
