@@ -119,8 +119,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if args.html:
             write_text(analysis.to_html(), args.html)
             print(f"HTML report written to {args.html}", file=sys.stderr)
+        severities = [f["severity"] for f in report["findings"]]
+        # Freed here, by reference counts: left alive past the block, the millions of records
+        # would be rescanned by the full collection that restoring the thresholds sets off.
+        del analysis, report
     if args.fail_on:
         threshold = SEVERITY_RANK[args.fail_on]
-        if any(SEVERITY_RANK.get(f["severity"], 0) >= threshold for f in report["findings"]):
+        if any(SEVERITY_RANK.get(s, 0) >= threshold for s in severities):
             return 1
     return 0
