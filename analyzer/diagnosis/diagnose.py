@@ -11,18 +11,23 @@ Passes, in order:
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from analyzer.catalogue.issuers import IssuerClassifier
 from analyzer.catalogue.loader import Catalogue
 from analyzer.catalogue.matcher import Matcher
-from analyzer.catalogue.model import Entry, Status as EntryStatus
+from analyzer.catalogue.model import Entry
+from analyzer.catalogue.model import Status as EntryStatus
 from analyzer.diagnosis.attribution import attribute
 from analyzer.diagnosis.certs import certificate_anomalies
 from analyzer.diagnosis.dns import DNSJudgement, judge_dns
-from analyzer.diagnosis.interception import Signal, assess_chain, judge_signals, tls13_signals
+from analyzer.diagnosis.interception import (
+    Signal,
+    assess_chain,
+    judge_signals,
+    tls13_signals,
+)
 from analyzer.diagnosis.model import (
     FAILURES,
     Attribution,
@@ -34,7 +39,7 @@ from analyzer.diagnosis.model import (
     Status,
     Verdict,
 )
-from analyzer.diagnosis.paths import PathBaselines
+from analyzer.diagnosis.paths import PathBaselines, ip_object
 from analyzer.diagnosis.verdicts import judge_flow
 from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import EngineResult
@@ -341,10 +346,8 @@ def _advice(row: ServiceRow, intercepted: list[FlowResult], failed: list[FlowRes
 
 
 def _is_multicast(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_multicast
-    except ValueError:
-        return False
+    addr = ip_object(ip)
+    return addr is not None and addr.is_multicast
 
 
 def _dns_results(result: EngineResult, matcher: Matcher, catalogue: Catalogue) -> list[DNSResult]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from analyzer.catalogue.matcher import Matcher
 from analyzer.catalogue.model import Entry, Sinkhole
 from analyzer.diagnosis.attribution import preferred_entry
 from analyzer.diagnosis.model import DNSVerdict
+from analyzer.diagnosis.paths import ip_object
 from analyzer.dnsmap import DNSTransaction
 
 BLOCKING_EDE = ("Blocked", "Censored", "Filtered", "Prohibited")  # RFC 8914 info codes 15-18
@@ -22,9 +22,8 @@ class DNSJudgement:
 
 
 def _sinkhole_reason(addr: str, is_apple: bool, sinkholes: tuple[Sinkhole, ...]) -> str | None:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
+    ip = ip_object(addr)
+    if ip is None:
         return None
     if ip.is_unspecified:
         return f"answered {addr} (the unspecified address: a DNS filter's sinkhole)"

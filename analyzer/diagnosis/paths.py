@@ -8,6 +8,7 @@ made by something closer: a firewall or an inspecting proxy.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -33,11 +34,18 @@ def hops_text(n: int) -> str:
     return f"{n} hop" if n == 1 else f"{n} hops"
 
 
-def is_public(ip: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def ip_object(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address in `text`, parsed once: a capture has a few addresses and many records."""
     try:
-        return ipaddress.ip_address(ip).is_global
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
+
+
+def is_public(ip: str) -> bool:
+    addr = ip_object(ip)
+    return addr is not None and addr.is_global
 
 
 @dataclass(slots=True)
