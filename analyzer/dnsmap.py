@@ -254,9 +254,14 @@ class DNSTracker:
             key = (src, sport, dst, dport, msg_id, m.question)
             waiting = self._pending.get(key)
             if waiting is not None:
-                # A retransmitted query: keep the first time, the wait began then.
-                self._pending[key] = (waiting[0], waiting[1], waiting[2], waiting[3] + 1)
-                return
+                if ts - waiting[0] <= self.pending_timeout:
+                    # A retransmitted query: keep the first time, the wait began then.
+                    self._pending[key] = (waiting[0], waiting[1], waiting[2], waiting[3] + 1)
+                    return
+                # The first went unanswered for the whole timeout: decided here, not by when the
+                # sweep runs (which depends on which packets this process sees: -j N).
+                del self._pending[key]
+                self._emit(self._unanswered(key, *waiting))
             if len(self._pending) >= self.max_pending:
                 self.weird["dns_pending_table_full"] += 1
                 self._expire(ts, force=True)
@@ -264,6 +269,9 @@ class DNSTracker:
         else:
             key = (dst, dport, src, sport, msg_id, m.question)
             pending = self._pending.pop(key, None)
+            if pending is not None and ts - pending[0] > self.pending_timeout:
+                self._emit(self._unanswered(key, *pending))  # too late to be its answer (see above)
+                pending = None
             if pending is None:
                 if ts - self._answered.get(key, _NEVER) < self.pending_timeout:
                     # A second answer to one question (the resolver answered a retransmitted query too).

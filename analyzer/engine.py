@@ -110,6 +110,8 @@ class Engine:
             if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
                 self.dns.feed(pkt.ts, ip_text_cached(pkt.src), pkt.sport, ip_text_cached(pkt.dst), pkt.dport, pkt.payload)
             finished = self.table.add(pkt)
+        except OSError:
+            raise  # from the output, through the DNS sink or a sharded clock move: stop, as _flow_done does
         except Exception as exc:  # the error boundary: count, keep going
             self._internal("packet", exc)
             return
@@ -160,6 +162,8 @@ class Engine:
                     if t >= table.next_timer:
                         self._finished(table.advance(t))
             self._finished(table.advance(latest))
+        except OSError:
+            raise  # from the output (a closed pipe): stop, as _flow_done does
         except Exception as exc:  # noqa: BLE001 - the error boundary, as in feed
             self._internal("packet", exc)
 

@@ -79,3 +79,24 @@ def test_no_response_evidence_says_how_often_the_client_asked() -> None:
     (t,) = tr.finish()
     j = judge_dns(t, Matcher(load_catalogue()), ())
     assert j.verdict.value == "no_response" and j.reason == "no answer from 10.0.0.1 (asked 2 times)"
+
+
+def test_a_query_past_the_timeout_is_unanswered_whatever_else_the_tracker_saw() -> None:
+    # Whether a late answer pairs must not depend on when the periodic sweep ran, which
+    # depends on the other packets a process sees (-j N gives each worker a part of them).
+    def run(extra: bool) -> list[tuple[str, float, str | None, int]]:
+        tr = DNSTracker(pending_timeout=30.0)
+        tr.feed(0.0, "10.0.0.2", 5000, "10.0.0.1", 53, message(7, "gs.apple.com", False))
+        if extra:  # unrelated traffic that makes the sweep run at 31 s, before the answer
+            tr.feed(31.0, "10.0.0.3", 6000, "10.0.0.1", 53, message(8, "xp.apple.com", False))
+        tr.feed(40.0, "10.0.0.1", 53, "10.0.0.2", 5000, message(7, "gs.apple.com", True, bytes([17, 0, 0, 1])))
+        tr.feed(41.0, "10.0.0.2", 5001, "10.0.0.1", 53, message(9, "gs.apple.com", False))
+        tr.feed(75.0, "10.0.0.2", 5001, "10.0.0.1", 53, message(9, "gs.apple.com", False))  # a new wait
+        return [(t.query, t.ts, t.rcode, t.queries) for t in tr.finish() if t.query == "gs.apple.com"]
+
+    assert run(False) == run(True) == [
+        ("gs.apple.com", 0.0, None, 1),  # unanswered: the answer came 40 s later
+        ("gs.apple.com", 40.0, "NOERROR", 0),  # an answer to no (live) query
+        ("gs.apple.com", 41.0, None, 1),
+        ("gs.apple.com", 75.0, None, 1),  # 34 s after the first copy: a query of its own
+    ]

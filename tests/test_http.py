@@ -394,3 +394,22 @@ def test_lenient_heads_note_what_they_skip() -> None:
     resp = parse_response_head(b"HTTP/1.1 200 OK\r\nX Bad: 1\r\n\r\n", weirds=weirds)
     assert resp is not None and resp.status == 200 and resp.headers == ()
     assert weirds[-1] == "http_bad_header"
+
+
+def test_connect_port_of_thousands_of_digits_is_a_bad_target_not_a_crash() -> None:
+    # int() refuses more than 4300 digits with ValueError; the head still fits in MAX_HEAD.
+    raw = b"CONNECT a:" + b"0" * 5000 + b"443 HTTP/1.1\r\n\r\n"
+    req = parse_request_head(raw)
+    assert req is not None
+    with pytest.raises(ParseError) as info:
+        req.connect_target  # noqa: B018 - parsed on access
+    assert info.value.kind == "http_bad_connect_target"
+    from analyzer.inspect import HTTPFacts
+
+    assert HTTPFacts(req, None).connect_target is None
+
+
+def test_folded_lines_of_a_skipped_header_are_skipped_too() -> None:
+    weirds: list[str] = []
+    req = parse_request_head(b"GET / HTTP/1.1\r\nHost: a.example\r\nX Bad: 1\r\n  evil.example\r\n\r\n", weirds=weirds)
+    assert req is not None and req.host == "a.example" and weirds == ["http_bad_header"]

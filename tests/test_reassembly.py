@@ -264,3 +264,12 @@ def test_hostile_input_keeps_invariants(ops: list[tuple[int, bytes, bool, int]],
     res = r.result()
     assert len(res.data) <= cap and len(res.segments) <= 16
     assert res.gap_bytes >= 0 and res.pending_bytes >= 0
+
+
+def test_a_late_fill_that_overlaps_the_prefix_with_other_bytes_is_a_conflict() -> None:
+    r = StreamReassembler(cap=1000)
+    r.data(0, DATA[:10], 1.0)
+    r.ack(30)
+    r.data(5, b"XXXXX" + DATA[10:30], 2.0)  # starts inside the prefix, with different bytes there
+    res = r.result()
+    assert res.data == DATA[:30] and res.overlap_conflicts == 1

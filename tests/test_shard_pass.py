@@ -322,3 +322,20 @@ def test_cut_pcap_gives_the_same_lines_with_two_workers(tmp_path: Path) -> None:
     one = _jsonl(tmp_path, cut)
     assert b'"truncated":true' in one[0] + b"".join(one)
     assert _jsonl(tmp_path, cut, "-j", "2") == one
+
+
+def test_a_closed_output_stops_a_sharded_engine_moving_its_clock() -> None:
+    # Flows finished by a skipped run go to the sink; a closed pipe there must stop the
+    # run, not be counted as an internal error while the records are dropped.
+    from test_flows import Conv
+
+    from analyzer.engine import Engine
+
+    def gone(facts: object) -> None:
+        raise BrokenPipeError("reader went away")
+
+    eng = Engine(on_flow=gone, shard=(0, 2))
+    c = Conv()
+    eng.feed_packet(c.c("S"))
+    with pytest.raises(BrokenPipeError):
+        eng.skip([c.t + 10_000.0])

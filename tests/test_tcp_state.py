@@ -398,6 +398,25 @@ def test_the_clients_ack_picks_among_synack_isns() -> None:
     assert r.server.zeek_bytes == len(reply)
 
 
+def test_a_stale_synack_within_a_megabyte_does_not_move_the_sides_numbers() -> None:
+    c = Conv(isn_s=70_000)
+    reply = b"HTTP/1.1 200 OK\r\n\r\n"
+    r = one([c.c("S"), c.s("SA"), c.c("A"), c.c("PA", b"GET / HTTP/1.1\r\n\r\n"),
+             _synack_with(c, 570_000), c.s("PA", reply), c.c("A")])
+    assert r.server.zeek_bytes == len(reply) and r.history == "ShADd" and r.server.retransmissions == 0
+
+
+def test_the_ack_does_not_rebase_a_side_whose_data_is_already_numbered() -> None:
+    # TCP Fast Open through two backends: data already came in the latest ISN's numbering
+    # when the client's ACK names the other ISN. Re-basing would splice two backends'
+    # bytes into one stream; the stream keeps the first numbering, as Zeek's would.
+    c = Conv(isn_s=70_000)
+    r = one([c.c("S", b"GET / HTTP/1.1\r\n\r\n"), c.s("SA"), _synack_with(c, 9_000_000),
+             c.s("PA", b"BACKEND-B", seq=9_000_001, ack=1000 + 1 + 18),
+             c.c("A"), c.s("PA", b"BACKEND-A")])
+    assert r.server.stream is not None and r.server.stream.data == b"BACKEND-B"
+
+
 def test_a_synack_with_a_new_isn_before_any_ack_still_rebases_as_zeek_does() -> None:
     # Without an ACK for either, Zeek's rule stands: the latest SYN-ACK's ISN is used.
     c = Conv(isn_s=70_000)

@@ -145,6 +145,8 @@ class StreamReassembler:
         if self._late_hole is not None:
             hole, self._late_hole = self._late_hole, None
             if off <= hole[0] and end >= hole[1] and self.next_off == hole[1]:
+                if off < hole[0]:
+                    self._compare_stored(off, payload[: hole[0] - off])
                 self._storing = True
                 self.cut_by_gap = False
                 self.next_off = hole[0]

@@ -461,7 +461,8 @@ class TCPSession:
                     if not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
                         peer.update_ack_seq(ack)
 
-        delta_last = self._update_last_seq(ep, seq_one_past, flags, plen)
+        # A stale SYN-ACK's numbers are another ISN's: they must not move this side's last seq.
+        delta_last = 0 if stale_synack else self._update_last_seq(ep, seq_one_past, flags, plen)
         ep.last_time = ts
 
         do_close = self._update_state_machine(ts, ep, peer, seq, ack, plen, delta_last, flags)
@@ -581,9 +582,13 @@ class TCPSession:
         """
         if peer.isn_acked() or ack == (peer.start_seq + 1) & _M32:
             return
+        if peer.reasm.next_off or peer.reasm.pending_bytes:
+            return  # its data is already numbered from the latest ISN: re-basing would splice two streams
         for isn in peer.alt_isns:
             if ack == (isn + 1) & _M32:
-                peer.remember_isn(peer.start_seq & _M32)
+                old = peer.start_seq & _M32
+                peer.alt_isns = tuple(i for i in peer.alt_isns if i != isn)
+                peer.remember_isn(old)
                 peer.init_seqs(isn, ack)
                 peer.hist_last_syn = 0
                 return

@@ -161,7 +161,8 @@ def _authority(target: str) -> ConnectTarget:
         host, sep, port_text = target.rpartition(":")
         if not sep:
             raise ParseError("http_bad_connect_target", target)
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not host or not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5) \
+            or not 0 < int(port_text) < 65536:
         raise ParseError("http_bad_connect_target", target)
     return ConnectTarget(host, int(port_text))
 
@@ -192,10 +193,14 @@ def _head_lines(data: bytes, max_head: int) -> tuple[list[bytes], int] | None:
 def _headers(lines: list[bytes], weirds: list[str] | None) -> Headers:
     """The header fields; a malformed line raises, or with `weirds` is skipped and its kind noted there."""
     out: list[tuple[str, str]] = []
+    skipping = False  # the folded lines of a skipped line go with it
     for line in lines:
         if line[:1] in (b" ", b"\t"):
+            if skipping:
+                continue
             if not out:
                 _bad_line(weirds, "http_fold_without_header", "continuation line right after the start line")
+                skipping = True
                 continue
             name, value = out[-1]
             continuation = _escape(line.strip(b" \t"))
@@ -204,7 +209,9 @@ def _headers(lines: list[bytes], weirds: list[str] | None) -> Headers:
         raw_name, colon, raw_value = line.partition(b":")
         if not colon or not _TOKEN.fullmatch(raw_name):
             _bad_line(weirds, "http_bad_header", _escape(line[:40]))
+            skipping = True
             continue
+        skipping = False
         out.append((raw_name.decode("ascii"), _escape(raw_value.strip(b" \t"))))
     return tuple(out)
 
