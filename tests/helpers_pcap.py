@@ -19,6 +19,12 @@ import dpkt
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 LOCAL = Path(__file__).parent / "fixtures" / "local"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "mixed_session.pcap"
+FIXTURE_CAPTURES = sorted(
+    p for p in (Path(__file__).resolve().parent / "fixtures").rglob("*")
+    if p.suffix in (".pcap", ".pcapng", ".cap", ".gz") and "not_a_capture" not in p.name
+)
+"""Every capture under tests/fixtures (corpus, crafted, local), for tests that run them all."""
 
 Endpoint = tuple[str, int]
 

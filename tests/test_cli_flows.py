@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers_pcap import FIXTURE_CAPTURES, LOCAL, SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,10 +23,7 @@ from analyzer.cli import main
 from analyzer.report.jsonl import json_document, json_line
 from analyzer.report.terminal_report import iso_ts
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "mixed_session.pcap"
-CAPTURES = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap", ".gz")
-                  and "not_a_capture" not in p.name)
+CAPTURES = FIXTURE_CAPTURES
 
 
 def flows_jsonl(tmp_path: Path, files: list[Path], *extra: str) -> list[dict[str, Any]]:
@@ -75,7 +73,7 @@ def test_workers_give_the_same_records(tmp_path: Path, workers: int) -> None:
 
 
 def test_workers_read_several_files_as_one_capture(tmp_path: Path) -> None:
-    files = [SAMPLE, FIXTURES / "local" / "http-proxy-squid.pcap"]
+    files = [SAMPLE, LOCAL / "http-proxy-squid.pcap"]
     one = flows_jsonl(tmp_path, files)
     two = flows_jsonl(tmp_path, files, "-j", "2")
     assert canonical(one, "flow") == canonical(two, "flow")

@@ -8,18 +8,14 @@ errors about it) land in one shard.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers_pcap import FIXTURE_CAPTURES, SAMPLE
 
 from analyzer.capture.decode import decode
 from analyzer.capture.reader import open_capture
 from analyzer.engine import raw_shard, shard_of
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "mixed_session.pcap"
-CAPTURES = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap", ".gz")
-                  and "not_a_capture" not in p.name) + [SAMPLE]
+CAPTURES = [*FIXTURE_CAPTURES, SAMPLE]
 
 
 def test_raw_shard_agrees_with_the_decoded_packet() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers_pcap import FIXTURE_CAPTURES, LOCAL, SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,10 +39,7 @@ from analyzer.inspect import FlowFacts
 from analyzer.report.jsonl import flow_event, json_line
 from analyzer.report.records import flow_dict
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "mixed_session.pcap"
-CAPTURES = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap", ".gz")
-                  and "not_a_capture" not in p.name) + [SAMPLE]
+CAPTURES = [*FIXTURE_CAPTURES, SAMPLE]
 T0 = 1_700_000_000
 
 
@@ -191,7 +189,7 @@ def test_shard_pass_across_small_chunks_and_cuts(monkeypatch: pytest.MonkeyPatch
 
 def test_shard_pass_refuses_pcapng() -> None:
     with pytest.raises(ValueError, match="classic pcap"):
-        open_capture(FIXTURES / "crafted" / "multi_section.pcapng.gz").shard_pass(0, 2)
+        open_capture(LOCAL.parent / "crafted" / "multi_section.pcapng.gz").shard_pass(0, 2)
 
 
 @st.composite
