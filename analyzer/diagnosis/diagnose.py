@@ -40,7 +40,7 @@ from analyzer.diagnosis.model import (
     Verdict,
 )
 from analyzer.diagnosis.paths import PathBaselines, ip_object
-from analyzer.diagnosis.verdicts import judge_flow
+from analyzer.diagnosis.verdicts import judge_flow, payload_cut, server_side_missing
 from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import EngineResult
 from analyzer.inspect import FlowFacts
@@ -68,6 +68,8 @@ class FlowResult:
 class DNSResult:
     transaction: DNSTransaction
     judgement: DNSJudgement
+    silence_untrusted: bool = False
+    """No answer was captured, but the capture misses the other direction: not a failure to report."""
 
 
 @dataclass(slots=True)
@@ -211,6 +213,21 @@ def _attempts(flows: list[FlowResult]) -> int:
     return total
 
 
+def _distrust_silence(flows: list[FlowResult], dns: list[DNSResult]) -> None:
+    """The capture misses the servers' direction somewhere: an answer not captured proves nothing.
+
+    TCP flows tell this themselves (`server_side_missing`); UDP and DNS cannot, so their
+    no-answer verdicts become "cannot tell" for the whole capture.
+    """
+    why = "no answer captured, but this capture misses the other direction (see one_sided_capture)"
+    for f in flows:
+        if f.judgement.verdict is Verdict.NO_RESPONSE and f.facts.flow.proto == UDP:
+            f.judgement = Judgement(Verdict.INCOMPLETE, why)
+    for d in dns:
+        if d.judgement.verdict is DNSVerdict.NO_RESPONSE:
+            d.silence_untrusted = True
+
+
 def _dns_effective_failures(rows: list[DNSResult]) -> list[DNSResult]:
     """DNS failures not later repaired by a good answer to the same question (a retry that worked)."""
     ok_after: dict[tuple[str, str, str], float] = {}
@@ -220,7 +237,7 @@ def _dns_effective_failures(rows: list[DNSResult]) -> list[DNSResult]:
             ok_after[key] = max(ok_after.get(key, 0.0), d.transaction.ts)
     out = []
     for d in rows:
-        if d.judgement.verdict is DNSVerdict.OK:
+        if d.judgement.verdict is DNSVerdict.OK or d.silence_untrusted:
             continue
         key = (d.transaction.client_ip, d.transaction.query.lower(), d.transaction.qtype)
         if key in ok_after and ok_after[key] > d.transaction.ts:
@@ -261,6 +278,12 @@ def _judge_service(row: ServiceRow) -> None:
         row.status = Status.DEGRADED
     elif failed or dns_fail:
         row.status = Status.BLOCKED
+    elif row.flows and all(v is Verdict.INCOMPLETE for v in verdicts):
+        # Seen, but no connection could be judged (capture cut short, snaplen, one direction):
+        # saying "working" would be a guess.
+        row.status = Status.NOT_SEEN
+        row.evidence.append(f"{len(row.flows)} connection(s) seen, none could be judged: "
+                            f"{row.flows[0].judgement.reason}")
     elif row.flows or row.dns:
         row.status = Status.WORKING
     else:
@@ -414,6 +437,22 @@ def _findings(flows: list[FlowResult], dns: list[DNSResult], services: list[Serv
                                f"If a proxy or firewall terminates TLS here, make sure it splices (passes through "
                                f"undecrypted) {host}: Apple services reject decrypted connections.",
                                flow_filter(f.facts)))
+    one_sided = [f for f in flows if server_side_missing(f.facts.flow)]
+    if one_sided:
+        out.append(Finding(Severity.WARNING, "one_sided_capture",
+                           f"{len(one_sided)} connection(s) show only the client's packets, although the client "
+                           "acknowledged answers: the capture misses the other direction",
+                           None, tuple(f.id for f in one_sided[:20]),
+                           ("asymmetric routing, or a tap or span port that copies one direction",
+                            "no-answer verdicts in this capture (TCP, DNS, NTP) cannot be trusted"),
+                           "Capture on the Mac itself (or a port that sees both directions) and analyse again."))
+    cut = [f for f in flows if payload_cut(f.facts.flow)]
+    if cut:
+        out.append(Finding(Severity.WARNING, "snaplen_cut",
+                           f"The capture cut the payload of {len(cut)} connection(s) short (a snaplen): TLS and HTTP "
+                           "handshakes there cannot be read, so interception and refusals can go unseen",
+                           None, tuple(f.id for f in cut[:20]), (),
+                           "Capture whole packets: tcpdump -s 0 (or -s 65535), Wireshark's default."))
     for c in result.captures:
         if c.truncated:
             out.append(Finding(Severity.INFO, "capture_truncated", f"{c.source} ends inside a packet record; "
@@ -467,6 +506,8 @@ def diagnose(result: EngineResult, catalogue: Catalogue, *, all_services: bool =
     classifier = IssuerClassifier(catalogue)
     flows = _judge_all(result, matcher, classifier)
     dns = _dns_results(result, matcher, catalogue)
+    if any(server_side_missing(f.facts.flow) for f in flows):
+        _distrust_silence(flows, dns)
     services = _service_rows(flows, dns, catalogue, all_services)
     interception = _interception_summary(flows)
     findings = _findings(flows, dns, services, result)

@@ -89,6 +89,22 @@ def _tls_judgement(f: FlowFacts, t: TLSFacts, r: FlowRecord, baselines: PathBase
     return None
 
 
+def server_side_missing(r: FlowRecord) -> bool:
+    """No packet from the server, yet the client went on past its SYN (ACKs, data, FINs).
+
+    The client acknowledged a SYN-ACK that the capture does not hold: asymmetric
+    routing, or a tap or span port that sees one direction. Nothing about the
+    server's answer can be told from such a capture.
+    """
+    c = r.client
+    return r.proto == TCP and r.server.packets == 0 and c.syn_count > 0 and c.packets > c.syn_count + c.rst_count
+
+
+def payload_cut(r: FlowRecord) -> bool:
+    """The capture's snaplen cut this connection's payload: handshakes in it cannot be read."""
+    return any(w == "truncated_tcp_payload" for w, _ in r.weirds)
+
+
 def judge_tcp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Judgement:
     r = f.flow
     client_syn = "S" in r.history
@@ -110,6 +126,10 @@ def judge_tcp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
         if srv_rst is not None:
             who, ev = judge_reset(r, srv_rst, baselines)
             return Judgement(Verdict.REFUSED, f"connection refused: RST in answer to the SYN ({who})", who, ev)
+        if server_side_missing(r):
+            return Judgement(Verdict.INCOMPLETE, "the server's side is not in the capture (the client acknowledged "
+                             "an answer the capture does not hold)", None,
+                             ["only the client's packets were captured: asymmetric routing or a one-way tap"])
         if r.rsts and all(x.sender is Side.CLIENT for x in r.rsts) and r.client.syn_count <= 1:
             return Judgement(Verdict.INCOMPLETE, "the client gave up before any answer could arrive")
         syns = r.client.syn_count
@@ -121,6 +141,10 @@ def judge_tcp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
                                 "silently dropped (firewall DROP or no route)"])
 
     # The TCP handshake completed.
+    cut = payload_cut(r)
+    if cut and f.tls is None and f.http is None and (r.client.payload_bytes or r.server.payload_bytes):
+        return Judgement(Verdict.INCOMPLETE, "the capture's snaplen cut the payload: what was said cannot be read",
+                         None, ["packets were captured shorter than they were on the wire (tcpdump -s)"])
     if f.http is not None and f.http.connect_target is not None:
         resp = f.http.response
         if resp is not None and resp.status >= 300:
@@ -128,9 +152,17 @@ def judge_tcp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
                              f"{resp.status} {resp.reason}", None,
                              [f"explicit proxy {r.server_ip}:{r.server_port} refused the tunnel ({resp.status})"])
         if resp is None:
+            if r.server.payload_bytes:
+                return Judgement(Verdict.INCOMPLETE, f"the proxy answered CONNECT {f.http.connect_target}, but "
+                                 "its answer cannot be read" + (" (cut by the snaplen)" if cut else ""))
             return Judgement(Verdict.NO_RESPONSE, f"proxy never answered CONNECT {f.http.connect_target}")
     if f.tls is not None:
         tj = _tls_judgement(f, f.tls, r, baselines)
+        if cut and tj is not None and tj.verdict is Verdict.TLS_FAILED and tj.alert is not None \
+                and tj.alert.endswith(("encrypted alert", "encrypted_alert")):
+            # With holes in the stream, an "alert" read from an encrypted record may be a
+            # close_notify or a misread record: nothing to claim a failure on.
+            return Judgement(Verdict.INCOMPLETE, "the capture's snaplen cut the TLS handshake: " + tj.reason)
         if tj is not None and not (tj.verdict is Verdict.NO_RESPONSE and srv_rst is not None):
             return tj
     server_data = r.server.payload_bytes > 0
