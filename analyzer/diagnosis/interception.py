@@ -114,9 +114,9 @@ def tls13_signals(f: FlowFacts, baselines: PathBaselines, substitutes_seen: list
     rtt = r.rtt_syn_synack
     # Karn's rule: once the client retransmitted, which copy of its ClientHello the
     # ServerHello answers is unknown (a TCP Fast Open SYN resent for seconds, sv-tfo-icloud),
-    # so the delay is no evidence.
+    # so the delay is no evidence. A span port's duplicates are not retransmissions.
     if t.client_hello_ts is not None and t.server_hello_ts is not None and rtt is not None \
-            and not r.client.retransmissions:
+            and r.client.retransmissions <= r.client.duplicates:
         delay = t.server_hello_ts - t.client_hello_ts
         if delay > 5 * rtt and delay - rtt > 0.010:
             signals.append(Signal("serverhello_delayed", 1,

@@ -184,6 +184,9 @@ class DirectionStats:
     datagrams: tuple[Datagram, ...]
     """UDP: the first datagrams this side sent."""
     datagram_count: int
+    duplicates: int = 0
+    """TCP: data segments seen twice at once, same IP ID: the capture's copies, counted in
+    `retransmissions` as Zeek counts them."""
 
     @property
     def ttl_counts(self) -> collections.Counter[int]:

@@ -159,6 +159,7 @@ _HTTP_METHODS = (
 )
 _INF = math.inf
 _JUMP_PACKETS = 3  # packets far behind the clock in a row that make a time jump
+_DUPLICATE_WITHIN = 0.001  # s: no sender retransmits this fast; a capture's copy comes this close
 _NOTHING: tuple[FlowRecord, ...] = ()
 _CONTROL = SYN | FIN | RST | URG
 _HIST_DATA = HIST_DATA_PKT
@@ -215,7 +216,7 @@ _make_record = fast_constructor(FlowRecord)
 _make_direction = fast_constructor(DirectionStats)
 _make_datagram = fast_constructor(Datagram)
 _SILENT = DirectionStats(
-    0, 0, 0, 0, None, None, (), (), "none", "inactive", None, 0, None, None, b"", None, None, 0, 0, 0, 0, None, (), 0
+    0, 0, 0, 0, None, None, (), (), "none", "inactive", None, 0, None, None, b"", None, None, 0, 0, 0, 0, None, (), 0, 0
 )
 """What a UDP/ICMP side that sent nothing looks like (shared: records are immutable)."""
 
@@ -228,6 +229,7 @@ class _Side:
         "cur_ttl_n",
         "datagram_count",
         "datagrams",
+        "duplicates",
         "fin_ts",
         "first_data_ts",
         "first_ts",
@@ -240,6 +242,8 @@ class _Side:
         "ipid_same",
         "ipid_zero",
         "last_ip_id",
+        "last_plen",
+        "last_seq",
         "last_syn_ts",
         "last_ts",
         "last_ttl",
@@ -290,6 +294,9 @@ class _Side:
         self.rst_open: list[_Rst] | None = None  # this side's RSTs, counting what follows
         self.datagrams: list[Datagram] | None = None
         self.datagram_count = 0
+        self.last_seq = -1  # TCP: the side's last segment, to tell a capture's duplicate from a retransmission
+        self.last_plen = -1
+        self.duplicates = 0
 
     def ttl_counts(self) -> tuple[tuple[int, int], ...]:
         if self.ttls is None:
@@ -735,6 +742,8 @@ class FlowTable:
         st.ip_bytes += pkt.ip_len
         st.payload_bytes += plen
         st.last_ts = ts
+        st.last_seq = pkt.seq
+        st.last_plen = plen
         flow.last_ts = ts
         ttl = pkt.ttl
         if ttl == st.cur_ttl:
@@ -804,11 +813,18 @@ class FlowTable:
                 ev.packets_after += 1
                 ev.data_after += plen
 
+        if plen and pkt.seq == st.last_seq and plen == st.last_plen and st.last_ts is not None \
+                and ts - st.last_ts < _DUPLICATE_WITHIN and (pkt.ip_id is None or pkt.ip_id == st.last_ip_id):
+            # The same segment again at once (same IP ID): the capture's copy (a span port mirroring
+            # both ways), not the sender's retransmission, though Zeek counts it as one.
+            st.duplicates += 1
         session.packet(ep, flags, pkt.seq, pkt.ack, plen, pkt.win, ts, payload)
 
         if st.first_ts is None:
             st.first_ts = ts
         self._count(flow, st, pkt, ts, plen, remember=not flags & RST)
+        st.last_seq = pkt.seq
+        st.last_plen = plen
         if plen and st.first_data_ts is None:
             st.first_data_ts = ts
         if flags & (SYN | FIN | RST):
@@ -1268,4 +1284,5 @@ class FlowTable:
             stream=stream,
             datagrams=tuple(st.datagrams) if st.datagrams else (),
             datagram_count=st.datagram_count,
+            duplicates=st.duplicates,
         )
