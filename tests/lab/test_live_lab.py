@@ -232,4 +232,11 @@ def test_live_equals_offline(live_runs: dict[str, LiveRun], name: str) -> None:
     assert _dns_verdicts(live) == _dns_verdicts(original)
     assert live["summary"]["by_verdict"] == original["summary"]["by_verdict"]
     assert live["summary"]["services_by_status"] == original["summary"]["services_by_status"]
-    assert Counter(f["kind"] for f in live["findings"]) == Counter(f["kind"] for f in original["findings"])
+    # The weak-sign warning rests on the ServerHello delay alone when the server's TTL says
+    # nothing (TLS 1.3 to a server ~10 ms slow to answer on this machine: nginx's key exchange);
+    # sending the capture over the wire again retimes it, so it may come and go. Verdicts and
+    # statuses above may not.
+    def kinds(report: dict[str, Any]) -> Counter[str]:
+        return Counter(f["kind"] for f in report["findings"] if f["kind"] != "possible_tls_interception")
+
+    assert kinds(live) == kinds(original)
