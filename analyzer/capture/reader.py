@@ -451,8 +451,12 @@ class CaptureReader:
             swapped = 0
         return struct.Struct(self._endian + "IIII").unpack_from, limit, swapped
 
-    def _pcap_cut(self, buf: bytes, pos: int, hdr: _Header, limit: int) -> None:
-        """The file ended at buf[len(buf)]: count a record left incomplete at pos."""
+    def _next_buffer(self, src: _Source, buf: bytes, pos: int, need: int, hdr: _Header, limit: int) -> bytes | None:
+        """What is unread of buf (from pos) joined to the next chunk, so that `need` bytes from
+        pos are there if the file has them; None at the end of the file, a record it cut counted."""
+        chunk = self._refill(src, need - (len(buf) - pos))
+        if chunk:
+            return buf[pos:] + chunk
         n = len(buf)
         if pos < n:
             self.truncated = True
@@ -462,6 +466,13 @@ class CaptureReader:
                 self.weird["pcap_truncated_record"] += 1
                 if hdr(buf, pos)[2] > limit:
                     self.weird["pcap_caplen_exceeds_snaplen"] += 1
+        return None
+
+    def _bogus_record(self) -> None:
+        """A record longer than MAX_RECORD cannot be data: the file is corrupt from there on."""
+        self.weird["pcap_caplen_exceeds_snaplen"] += 1
+        self.weird["pcap_bogus_caplen"] += 1
+        self.truncated = True
 
     def _iter_pcap(self, src: _Source) -> Iterator[RawPacket]:
         weird = self.weird
@@ -491,9 +502,7 @@ class CaptureReader:
                     end = pos + 16 + caplen
                     if end > n:
                         if caplen > MAX_RECORD:
-                            weird["pcap_caplen_exceeds_snaplen"] += 1
-                            weird["pcap_bogus_caplen"] += 1
-                            self.truncated = True
+                            self._bogus_record()
                             return
                         need = end - pos
                         break
@@ -510,11 +519,10 @@ class CaptureReader:
                 chunk_pos, chunk_packets = pos, packets
                 self.packets = packets
                 self.bytes = nbytes
-                chunk = self._refill(src, need - (n - pos))
-                if not chunk:
-                    self._pcap_cut(buf, pos, hdr, limit)
+                nxt = self._next_buffer(src, buf, pos, need, hdr, limit)
+                if nxt is None:
                     return
-                buf = buf[pos:] + chunk
+                buf = nxt
                 pos = chunk_pos = 0
         finally:
             self.packets = packets
@@ -562,20 +570,17 @@ class CaptureReader:
                         after = i + 1
                     if after < len(ts):
                         yield Skipped(ts[after:])
-                if need - 16 > MAX_RECORD:  # as in _iter_pcap: a record this long is corruption
-                    weird["pcap_caplen_exceeds_snaplen"] += 1
-                    weird["pcap_bogus_caplen"] += 1
-                    self.truncated = True
+                if need - 16 > MAX_RECORD:
+                    self._bogus_record()
                     return
                 nbytes += pos - chunk_pos - 16 * (packets - chunk_packets)
                 chunk_pos, chunk_packets = pos, packets
                 self.packets = packets
                 self.bytes = nbytes
-                chunk = self._refill(src, need - (len(buf) - pos))
-                if not chunk:
-                    self._pcap_cut(buf, pos, hdr, limit)
+                nxt = self._next_buffer(src, buf, pos, need, hdr, limit)
+                if nxt is None:
                     return
-                buf = buf[pos:] + chunk
+                buf = nxt
                 pos = chunk_pos = 0
         finally:
             self.packets = packets
