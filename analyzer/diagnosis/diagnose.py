@@ -382,7 +382,7 @@ def _dns_results(result: EngineResult, matcher: Matcher, catalogue: Catalogue) -
 # -- findings ------------------------------------------------------------------------------------
 
 def _findings(flows: list[FlowResult], dns: list[DNSResult], services: list[ServiceRow],
-              result: EngineResult) -> list[Finding]:
+              result: EngineResult, one_sided: list[FlowResult]) -> list[Finding]:
     out: list[Finding] = []
     for row in services:
         if row.status in (Status.WORKING, Status.NOT_SEEN):
@@ -437,7 +437,6 @@ def _findings(flows: list[FlowResult], dns: list[DNSResult], services: list[Serv
                                f"If a proxy or firewall terminates TLS here, make sure it splices (passes through "
                                f"undecrypted) {host}: Apple services reject decrypted connections.",
                                flow_filter(f.facts)))
-    one_sided = [f for f in flows if server_side_missing(f.facts.flow)]
     if one_sided:
         out.append(Finding(Severity.WARNING, "one_sided_capture",
                            f"{len(one_sided)} connection(s) show only the client's packets, although the client "
@@ -506,11 +505,12 @@ def diagnose(result: EngineResult, catalogue: Catalogue, *, all_services: bool =
     classifier = IssuerClassifier(catalogue)
     flows = _judge_all(result, matcher, classifier)
     dns = _dns_results(result, matcher, catalogue)
-    if any(server_side_missing(f.facts.flow) for f in flows):
+    one_sided = [f for f in flows if server_side_missing(f.facts.flow)]
+    if one_sided:
         _distrust_silence(flows, dns)
     services = _service_rows(flows, dns, catalogue, all_services)
     interception = _interception_summary(flows)
-    findings = _findings(flows, dns, services, result)
+    findings = _findings(flows, dns, services, result, one_sided)
     apple_flows = sum(1 for f in flows if f.attribution.is_apple and not _is_dns_flow(f.facts))
     dns_blocked = len({d.transaction.query.lower() for d in _dns_effective_failures(dns)
                        if d.judgement.entry is not None and d.judgement.verdict in

@@ -158,8 +158,9 @@ def judge_tcp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
             return Judgement(Verdict.NO_RESPONSE, f"proxy never answered CONNECT {f.http.connect_target}")
     if f.tls is not None:
         tj = _tls_judgement(f, f.tls, r, baselines)
-        if cut and tj is not None and tj.verdict is Verdict.TLS_FAILED and tj.alert is not None \
-                and tj.alert.endswith(("encrypted alert", "encrypted_alert")):
+        alert = f.tls.session.last_alert
+        if cut and tj is not None and tj.verdict is Verdict.TLS_FAILED and alert is not None \
+                and (alert.inferred or (alert.encrypted and not alert.name)):
             # With holes in the stream, an "alert" read from an encrypted record may be a
             # close_notify or a misread record: nothing to claim a failure on.
             return Judgement(Verdict.INCOMPLETE, "the capture's snaplen cut the TLS handshake: " + tj.reason)
