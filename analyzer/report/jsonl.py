@@ -57,10 +57,8 @@ def json_document(obj: Any) -> bytes:
 
 
 def envelope(event_type: str, ts: float | None, record: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {"timestamp": iso_ts(ts), "event_type": event_type}
-    event.update({k: v for k, v in extra.items() if v is not None})
-    event[event_type] = record
-    return event
+    return _without_none({"timestamp": iso_ts(ts), "event_type": event_type, **extra, event_type: record},
+                         event_type)
 
 
 def five_tuple(client: Mapping[str, Any] | None, server: Mapping[str, Any] | None,
@@ -102,32 +100,22 @@ def events(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def flow_event(f: Mapping[str, Any]) -> dict[str, Any]:
-    # `envelope` and `five_tuple` spelled out: one line per flow of a capture (`apple-net flows`).
-    client, server = f.get("client") or _EMPTY, f.get("server") or _EMPTY
-    event = {"timestamp": iso_ts(f.get("ts_start")), "event_type": "flow", "flow_id": f.get("id"),
-             "community_id": f.get("community_id"), "src_ip": client.get("ip"), "src_port": client.get("port"),
-             "dest_ip": server.get("ip"), "dest_port": server.get("port"), "proto": f.get("proto"), "flow": f}
-    return _without_none(event)
+    # `envelope`'s event in one dict literal: one line per flow of a capture (`apple-net flows`),
+    # where the keyword arguments were a fifth of a line's cost.
+    return _without_none({"timestamp": iso_ts(f.get("ts_start")), "event_type": "flow", "flow_id": f.get("id"),
+                          "community_id": f.get("community_id"),
+                          **five_tuple(f.get("client"), f.get("server"), f.get("proto")), "flow": f}, "flow")
 
 
 def dns_event(d: Mapping[str, Any]) -> dict[str, Any]:
-    client, server = d.get("client") or _EMPTY, d.get("server") or _EMPTY
-    event: dict[str, Any] = {"timestamp": iso_ts(d.get("ts")), "event_type": "dns"}
-    flow_id = d.get("flow_id")  # the engine's transactions have none: skip _without_none's slow path
-    if flow_id is not None:
-        event["flow_id"] = flow_id
-    event.update(src_ip=client.get("ip"), src_port=client.get("port"), dest_ip=server.get("ip"),
-                 dest_port=server.get("port"), proto=d.get("transport"), dns=d)
-    return _without_none(event)
+    return _without_none({"timestamp": iso_ts(d.get("ts")), "event_type": "dns", "flow_id": d.get("flow_id"),
+                          **five_tuple(d.get("client"), d.get("server"), d.get("transport")), "dns": d}, "dns")
 
 
-_EMPTY: Mapping[str, Any] = {}
-
-
-def _without_none(event: dict[str, Any]) -> dict[str, Any]:
-    """`envelope`'s rule: envelope fields without a value are left out (the timestamp and the record stay)."""
+def _without_none(event: dict[str, Any], record_key: str) -> dict[str, Any]:
+    """Envelope fields without a value are left out; the timestamp and the record always stay."""
     if None in event.values():
-        for key in [k for k, v in event.items() if v is None and k != "timestamp"]:
+        for key in [k for k, v in event.items() if v is None and k != "timestamp" and k != record_key]:
             del event[key]
     return event
 
