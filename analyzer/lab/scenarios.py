@@ -108,9 +108,20 @@ def _interception(f: ClientFiles, proxy: str, version: str, trusting: bool) -> S
                     note="client completed the handshake through the proxy" if trusting
                     else "client aborted on the substitute certificate")],
             [T.resolved(name)],
+            answer=_interception_answer(name, info["product"], clear, trusting),
         ),
         tags=("interception", proxy),
     )
+
+
+def _interception_answer(host: str, product: str, clear: bool, trusting: bool) -> Json:
+    if not clear and trusting:
+        # TLS 1.3 through a proxy the client trusts: no certificate and no alert on the wire. The TTL and
+        # sometimes a ServerHello delay tell; one signal alone is not enough, so the answer may stay open.
+        return T.answer(no_findings=["service_blocked"])
+    named = [product] if clear else []
+    return T.answer({host: "intercepted"}, findings=["tls_interception"],
+                    advice={host: ["exclude", "inspection", *named]}, headline=["HTTPS inspection", *named])
 
 
 def build_scenarios(f: ClientFiles) -> list[Scenario]:
@@ -128,7 +139,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             "DNS lookup of gs.apple.com, then a TLS 1.3 handshake and an HTTP/2 GET that succeed (curl).",
             (Step(tuple(C.curl(_https(gs), ta, tls="1.3")), True),),
             _truth([T.flow(A.GS_IP, 443, "ok", sni=gs, tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN),
-                           client_tool="curl")], [T.resolved(gs)]),
+                           client_tool="curl")], [T.resolved(gs)],
+                   answer=T.answer({"gs.apple.com": "working"}, no_findings=["possible_tls_interception", "tls_interception"])),
         ),
         Scenario(
             "tls12_ok",
@@ -138,7 +150,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             _truth([T.flow(A.GS_IP, 443, "ok", sni="gsa.apple.com", client_tool="openssl s_client",
                            tls_info=T.tls("TLS 1.2", True, alpn=T.NO_ALPN, offered="TLS 1.2",
                                           certificates=T.chain_for(gs, T.APPLE_AUTH_CA)))],
-                   [T.resolved("gsa.apple.com")]),
+                   [T.resolved("gsa.apple.com")],
+                   answer=T.answer({"gsa.apple.com": "working"}, no_findings=["tls_interception", "certificate_anomaly"])),
         ),
         Scenario(
             "apns_5223_ok",
@@ -146,7 +159,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             "exchanges data.",
             (Step(tuple(C.python_client("apns", courier, ta)), True),),
             _truth([T.flow(A.COURIER_IP, 5223, "ok", sni=courier, tls_info=apns_ok, client_tool="python ssl")],
-                   [T.resolved(courier)]),
+                   [T.resolved(courier)],
+                   answer=T.answer({"*.push.apple.com": "working"})),
         ),
         Scenario(
             "syn_blackholed",
@@ -154,7 +168,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             "after 3 s.",
             (Step(tuple(C.curl(_https(gs), ta)), False),),
             _truth([T.flow(A.GS_IP, 443, "no_response", sni=None, names=[gs], state="S0", reply_ttl=None,
-                           client_tool="curl", note="SYN retransmitted, never answered")], [T.resolved(gs)]),
+                           client_tool="curl", note="SYN retransmitted, never answered")], [T.resolved(gs)],
+                   answer=T.answer({"gs.apple.com": "blocked"}, findings=["blocked_port"], advice={"gs.apple.com": ["allow", "443", "firewall", "dropped"]})),
             rules=(drop(A.GS_IP, 443),),
         ),
         Scenario(
@@ -163,7 +178,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             "carries the router's TTL (64), not the server's (63).",
             (Step(tuple(C.curl(_https(gs), ta)), False),),
             _truth([T.flow(A.GS_IP, 443, "refused", names=[gs], reset_by="middlebox", state="REJ",
-                           reply_ttl=None, reset_ttl=T.ROUTER_TTL, client_tool="curl")], [T.resolved(gs)]),
+                           reply_ttl=None, reset_ttl=T.ROUTER_TTL, client_tool="curl")], [T.resolved(gs)],
+                   answer=T.answer({"gs.apple.com": "blocked"}, findings=["injected_reset", "service_blocked"], advice={"gs.apple.com": ["allow", "443", "firewall"]})),
             rules=(reject_rst(A.GS_IP, 443),),
         ),
         Scenario(
@@ -173,7 +189,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             (Step(tuple(C.curl(_https("gdmf.apple.com"), ta)), False),),
             _truth([T.flow(A.CLOSED_IP, 443, "refused", names=["gdmf.apple.com"], reset_by="server", state="REJ",
                            reply_ttl=None, reset_ttl=T.SERVER_TTL, client_tool="curl")],
-                   [T.resolved("gdmf.apple.com")]),
+                   [T.resolved("gdmf.apple.com")],
+                   answer=T.answer({"gdmf.apple.com": "blocked"}, findings=["service_blocked"], no_findings=["injected_reset"], advice={"gdmf.apple.com": ["server"]}, no_advice={"gdmf.apple.com": ["allow tcp 443", "firewall"]})),
         ),
         Scenario(
             "apns_5223_blocked_443_fallback",
@@ -183,7 +200,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             _truth([T.flow(A.COURIER_IP, 5223, "no_response", names=[courier], state="S0", reply_ttl=None,
                            client_tool="python ssl"),
                     T.flow(A.COURIER_IP, 443, "ok", sni=courier, tls_info=apns_ok, client_tool="python ssl")],
-                   [T.resolved(courier)]),
+                   [T.resolved(courier)],
+                   answer=T.answer({"*.push.apple.com": "degraded"}, findings=["service_degraded"], advice={"*.push.apple.com": ["5223", "fallback"]})),
             rules=(drop(A.COURIER_IP, 5223),),
         ),
         Scenario(
@@ -191,7 +209,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             "chronyd -Q looks up time.apple.com and gets an NTP answer from chrony on UDP 123.",
             (Step(tuple(C.chrony_query("time.apple.com", f.scratch / "chrony-q.pid")), True),),
             _truth([T.flow(A.TIME_IP, 123, "ok", proto="udp", names=["time.apple.com"], client_tool="chronyd -Q")],
-                   [T.resolved("time.apple.com")]),
+                   [T.resolved("time.apple.com")],
+                   answer=T.answer({"time.apple.com": "working"})),
         ),
         Scenario(
             "ntp_icmp_unreachable",
@@ -201,7 +220,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             _truth([T.flow(A.TIME_IP, 123, "refused", proto="udp", names=["time.apple.com"], reset_by="middlebox",
                            reply_ttl=None, icmp={"type": 3, "code": 3, "from": A.ROUTER_CLIENT_IP, "ttl": T.ROUTER_TTL},
                            client_tool="chronyd -Q")],
-                   [T.resolved("time.apple.com")]),
+                   [T.resolved("time.apple.com")],
+                   answer=T.answer({"time.apple.com": "blocked"}, findings=["service_blocked"], advice={"time.apple.com": ["udp 123"]})),
             rules=(reject_icmp(A.TIME_IP, 123),),
         ),
         Scenario(
@@ -209,34 +229,39 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             "The router drops NTP: the client's requests to time.apple.com:123 get no answer.",
             (Step(tuple(C.chrony_query("time.apple.com", f.scratch / "chrony-q.pid")), False),),
             _truth([T.flow(A.TIME_IP, 123, "no_response", proto="udp", names=["time.apple.com"], reply_ttl=None,
-                           client_tool="chronyd -Q")], [T.resolved("time.apple.com")]),
+                           client_tool="chronyd -Q")], [T.resolved("time.apple.com")],
+                   answer=T.answer({"time.apple.com": "blocked"}, findings=["blocked_port"], advice={"time.apple.com": ["udp 123", "dropped"]})),
             rules=(drop(A.TIME_IP, 123, "udp"),),
         ),
         Scenario(
             "dns_nxdomain",
             f"The resolver answers NXDOMAIN for {A.NXDOMAIN_NAME}; curl never connects.",
             (Step(tuple(C.curl(_https(A.NXDOMAIN_NAME), ta)), False),),
-            _truth([], [T.dns(A.NXDOMAIN_NAME, "NXDOMAIN", "nxdomain")]),
+            _truth([], [T.dns(A.NXDOMAIN_NAME, "NXDOMAIN", "nxdomain")],
+                   answer=T.answer({A.NXDOMAIN_NAME: "blocked"}, findings=["dns_nxdomain"], advice={A.NXDOMAIN_NAME: ["dns"]})),
         ),
         Scenario(
             "dns_sinkhole",
             f"A DNS filter answers {A.SINKHOLED_NAME} with 0.0.0.0 (dnsmasq address=); the client's connection "
             "goes to its own host and never reaches the wire.",
             (Step(tuple(C.curl(_https(A.SINKHOLED_NAME), ta)), False),),
-            _truth([], [T.dns(A.SINKHOLED_NAME, "NOERROR", "sinkholed", [T.a(A.SINKHOLED_NAME, "0.0.0.0")])]),
+            _truth([], [T.dns(A.SINKHOLED_NAME, "NOERROR", "sinkholed", [T.a(A.SINKHOLED_NAME, "0.0.0.0")])],
+                   answer=T.answer({A.SINKHOLED_NAME: "blocked"}, findings=["dns_sinkhole"], advice={A.SINKHOLED_NAME: ["dns", "allow"]})),
         ),
         Scenario(
             "dns_servfail",
             f"dnsmasq forwards {A.SERVFAIL_NAME} to unbound, which finds the answer DNSSEC-bogus (a trust anchor "
             "for an unsigned zone): the client gets SERVFAIL.",
             (Step(tuple(C.curl(_https(A.SERVFAIL_NAME), ta)), False),),
-            _truth([], [T.dns(A.SERVFAIL_NAME, "SERVFAIL", "servfail")]),
+            _truth([], [T.dns(A.SERVFAIL_NAME, "SERVFAIL", "servfail")],
+                   answer=T.answer({A.SERVFAIL_NAME: "blocked"}, findings=["dns_servfail"], advice={A.SERVFAIL_NAME: ["resolver"]})),
         ),
         Scenario(
             "dns_no_response",
             f"The router silently drops DNS queries for {A.SILENT_NAME}: two queries, no answer.",
             (Step(tuple(C.curl(_https(A.SILENT_NAME), ta, timeout=4)), False),),
-            _truth([], [T.dns(A.SILENT_NAME, None, "no_response")]),
+            _truth([], [T.dns(A.SILENT_NAME, None, "no_response")],
+                   answer=T.answer({A.SILENT_NAME: "blocked"}, findings=["dns_no_response"], advice={A.SILENT_NAME: ["resolver"]})),
             rules=(dns_drop(A.SILENT_NAME),),
         ),
         Scenario(
@@ -247,7 +272,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             _truth([T.flow(A.MESU_IP, 443, "ok", sni=mesu_name, names=chain_names, client_tool="curl",
                            tls_info=T.tls("TLS 1.2", True, alpn=T.CURL_ALPN, offered="TLS 1.2",
                                           certificates=T.chain_for(mesu_name, T.APPLE_PUBLIC_CA)))],
-                   [mesu_dns]),
+                   [mesu_dns],
+                   answer=T.answer({"mesu.apple.com": "working"})),
         ),
         Scenario(
             "server_tls_alert",
@@ -258,7 +284,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             _truth([T.flow(A.GS_IP, 443, "tls_failed", sni=gs, client_tool="openssl s_client",
                            tls_info=T.tls(None, False, alpn=T.NO_ALPN, offered="TLS 1.2",
                                           alert=T.alert("server", "handshake_failure", 40)))],
-                   [T.resolved(gs)]),
+                   [T.resolved(gs)],
+                   answer=T.answer({"gs.apple.com": "blocked"}, findings=["service_blocked"], advice={"gs.apple.com": ["handshake_failure"]})),
         ),
         Scenario(
             "server_tls_unrecognized_name",
@@ -269,7 +296,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
                            tls_info=T.tls(None, False, alpn=T.CURL_ALPN,
                                           alert=T.alert("server", "unrecognized_name", 112)),
                            note="the alert comes instead of a ServerHello")],
-                   [T.resolved("configuration.apple.com")]),
+                   [T.resolved("configuration.apple.com")],
+                   answer=T.answer({"configuration.apple.com": "blocked"}, findings=["service_blocked"], advice={"configuration.apple.com": ["unrecognized_name"]})),
         ),
     ]
     for proxy in ("mitmproxy", "squid"):
@@ -286,7 +314,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             (Step(tuple(C.curl(_https(gs), ta, proxy=proxy_url)), True),),
             _truth([T.flow(A.ROUTER_CLIENT_IP, A.PROXY_PORT, "ok", sni=gs, reply_ttl=T.ROUTER_TTL,
                            tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN), client_tool="curl",
-                           proxy={"connect_target": "gs.apple.com:443", "status": 200})], []),
+                           proxy={"connect_target": "gs.apple.com:443", "status": 200})], [],
+                   answer=T.answer({"gs.apple.com": "working"})),
         ),
         Scenario(
             "proxy_connect_denied",
@@ -294,7 +323,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             (Step(tuple(C.curl(_https("gateway.icloud.com"), ta, proxy=proxy_url)), False),),
             _truth([T.flow(A.ROUTER_CLIENT_IP, A.PROXY_PORT, "refused", names=["gateway.icloud.com"],
                            reply_ttl=T.ROUTER_TTL, client_tool="curl",
-                           proxy={"connect_target": "gateway.icloud.com:443", "status": 403})], []),
+                           proxy={"connect_target": "gateway.icloud.com:443", "status": 403})], [],
+                   answer=T.answer({"gateway.icloud.com": "blocked"}, findings=["service_blocked"], advice={"gateway.icloud.com": ["connect", "403"]})),
         ),
         Scenario(
             "proxy_connect_auth_required",
@@ -302,7 +332,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             "Authentication Required (APNs and other daemons cannot answer it).",
             (Step(tuple(C.curl(_https(gs), ta, proxy=auth_url)), False),),
             _truth([T.flow(A.ROUTER_CLIENT_IP, A.PROXY_AUTH_PORT, "refused", names=[gs], reply_ttl=T.ROUTER_TTL,
-                           client_tool="curl", proxy={"connect_target": "gs.apple.com:443", "status": 407})], []),
+                           client_tool="curl", proxy={"connect_target": "gs.apple.com:443", "status": 407})], [],
+                   answer=T.answer({"gs.apple.com": "blocked"}, findings=["service_blocked"], advice={"gs.apple.com": ["407", "authenticate"]})),
         ),
         Scenario(
             "sni_reset",
@@ -312,7 +343,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             _truth([T.flow(A.IDENTITY_IP, 443, "reset", sni="identity.apple.com", reset_by="middlebox", state="RSTR",
                            reset_ttl=T.ROUTER_TTL, tls_info=T.tls(None, False, alpn=T.CURL_ALPN), client_tool="curl",
                            note="SYN-ACK from the server (TTL 63), RST right after the ClientHello from the router (TTL 64)")],
-                   [T.resolved("identity.apple.com")]),
+                   [T.resolved("identity.apple.com")],
+                   answer=T.answer({"identity.apple.com": "blocked"}, findings=["injected_reset", "service_blocked"], advice={"identity.apple.com": ["reset", "filter"]})),
             rules=(sni_match("identity.apple.com", "reset"),),
         ),
         Scenario(
@@ -323,7 +355,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
             _truth([T.flow(A.GS_IP, 443, "no_response", sni="gsa.apple.com", client_tool="curl",
                            tls_info=T.tls(None, False, alpn=T.CURL_ALPN),
                            note="handshake done (server TTL 63), ClientHello retransmitted, no server data")],
-                   [T.resolved("gsa.apple.com")]),
+                   [T.resolved("gsa.apple.com")],
+                   answer=T.answer({"gsa.apple.com": "blocked"}, advice={"gsa.apple.com": ["sni"]})),
             rules=(sni_match("gsa.apple.com", "drop"),),
         ),
         _mixed_session(f),
@@ -389,7 +422,17 @@ def _mixed_session(f: ClientFiles) -> Scenario:
         "gsa.apple.com on the address where gs.apple.com works, a rejected setup.icloud.com, a closed port, a "
         "sinkholed, an NXDOMAIN and an unanswered lookup, and a non-Apple control server.",
         tuple(steps),
-        _truth(flows, dns),
+        _truth(flows, dns, answer=T.answer(
+            {"gs.apple.com": "working", "ocsp.apple.com": "working", "time.apple.com": "working",
+             "mesu.apple.com": "working", "*.push.apple.com": "degraded", "identity.apple.com": "intercepted",
+             "gsa.apple.com": "blocked", "setup.icloud.com": "blocked", "gdmf.apple.com": "blocked",
+             A.SINKHOLED_NAME: "blocked", A.NXDOMAIN_NAME: "blocked", A.SILENT_NAME: "blocked"},
+            findings=["tls_interception", "injected_reset", "service_blocked", "service_degraded", "dns_sinkhole",
+                      "dns_nxdomain", "dns_no_response"],
+            no_findings=["possible_tls_interception"],
+            advice={"*.push.apple.com": ["5223"], "identity.apple.com": ["exclude"],
+                    "setup.icloud.com": ["firewall"], "gdmf.apple.com": ["server"], "gsa.apple.com": ["reset"]},
+            no_advice={"gdmf.apple.com": ["allow tcp 443", "firewall"]})),
         rules=(drop(A.COURIER_IP, 5223), redirect(A.IDENTITY_IP, 443, A.MITM_PORT), sni_match("gsa.apple.com", "reset"),
                reject_rst(A.SETUP_IP, 443), dns_drop(A.SILENT_NAME)),
         settle=0.5,

@@ -158,3 +158,30 @@ def cname(name: str, target: str, ttl: int = 300) -> Json:
 def resolved(name: str) -> Json:
     """A successful A lookup of a name dnsmasq knows."""
     return dns(name, "NOERROR", "ok", [a(name, A.A_RECORDS[name])])
+
+
+def answer(
+    services: dict[str, str | Json] | None = None,
+    *,
+    findings: list[str] | None = None,
+    no_findings: list[str] | None = None,
+    advice: dict[str, list[str]] | None = None,
+    no_advice: dict[str, list[str]] | None = None,
+    headline: list[str] | None = None,
+) -> Json:
+    """The answer an admin reads for a scenario: what the report must say, not only the flow verdicts.
+
+    services: catalogue host -> status ("working", "degraded", "blocked", "intercepted", "not_seen"), or a dict
+    {"status": ..., "clients_tried": n, "clients_failed": n} where the clients count matters (span ports);
+    every report row with that host must have that status. findings: finding kinds that must be present;
+    no_findings: kinds that must be absent. advice / no_advice: host -> words (case-insensitive) that the
+    row's advice must contain / must not contain. headline: words the headline must contain.
+    """
+    return {
+        "services": {h: (v if isinstance(v, dict) else {"status": v}) for h, v in (services or {}).items()},
+        "findings": findings or [],
+        "no_findings": no_findings or [],
+        "advice": advice or {},
+        "no_advice": no_advice or {},
+        "headline": headline or [],
+    }

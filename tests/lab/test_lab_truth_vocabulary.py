@@ -80,3 +80,13 @@ def test_pki_builds_chains_the_servers_and_clients_use(tmp_path: Path) -> None:
     managed = x509.load_pem_x509_certificates(lab_pki.trust_managed.read_bytes())
     assert {c.subject.rfc4514_string() for c in managed} >= {"CN=mitmproxy,O=mitmproxy",
                                                             "CN=Zscaler Root CA,OU=Zscaler Inc.,O=Zscaler Inc.,ST=California,C=US"}
+
+
+def test_every_scenario_states_its_answer() -> None:
+    """Lab tests assert the answer (statuses, findings, advice), not only flow verdicts: every scenario says it."""
+    statuses = {"working", "degraded", "blocked", "intercepted", "not_seen"}
+    missing = [sc.name for sc in SCENARIOS if "answer" not in sc.truth]
+    assert not missing, f"scenarios without an answer truth: {missing}"
+    for sc in SCENARIOS:
+        for host, want in sc.truth["answer"]["services"].items():
+            assert want["status"] in statuses, (sc.name, host)
