@@ -2,7 +2,9 @@
 
 TLS SNI > QUIC SNI > CONNECT target > HTTP Host > DNS (names this client
 resolved to this server address before the flow began, CNAME chain included,
-latest answer wins) > Apple's address ranges > an Apple-only port.
+latest answer wins; "this client" is every address of the device, so a Mac that
+asks over IPv4 and connects over IPv6 keeps its names) > Apple's address ranges
+> an Apple-only port.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from analyzer.catalogue.matcher import Match, Matcher
 from analyzer.catalogue.model import Entry, Status
 from analyzer.diagnosis.model import Attribution, Evidence
-from analyzer.dnsmap import NameMap
+from analyzer.dnsmap import NameMap, Resolution
 from analyzer.inspect import FlowFacts
 
 TCP, UDP = 6, 17
@@ -36,7 +38,23 @@ def _is_guidance(m: Match) -> bool:
     return all(e.status is Status.GUIDANCE for e in m.entries)
 
 
-def flow_names(facts: FlowFacts, names: NameMap) -> list[tuple[Evidence, str]]:
+def resolution_for(facts: FlowFacts, names: NameMap, addresses: tuple[str, ...] = ()) -> Resolution | None:
+    """The latest DNS answer that gave this flow's server address to the flow's device before it began.
+
+    `addresses`: the device's other addresses (the flow's own client address is always asked first).
+    """
+    r = facts.flow
+    best = names.lookup(r.client_ip, r.server_ip, r.ts_start)
+    for a in addresses:
+        if a == r.client_ip:
+            continue
+        res = names.lookup(a, r.server_ip, r.ts_start)
+        if res is not None and (best is None or res.ts > best.ts):
+            best = res
+    return best
+
+
+def flow_names(facts: FlowFacts, names: NameMap, addresses: tuple[str, ...] = ()) -> list[tuple[Evidence, str]]:
     """Every name tied to the flow, in evidence order."""
     out: list[tuple[Evidence, str]] = []
     if facts.tls is not None and facts.tls.session.server_name:
@@ -49,17 +67,17 @@ def flow_names(facts: FlowFacts, names: NameMap) -> list[tuple[Evidence, str]]:
         req = facts.http.request
         if req is not None and req.host and req.method != "CONNECT":
             out.append((Evidence.HTTP_HOST, _host_of(req.host)))
-    r = facts.flow
-    res = names.lookup(r.client_ip, r.server_ip, r.ts_start)
+    res = resolution_for(facts, names, addresses)
     if res is not None:
         out.extend((Evidence.DNS, n) for n in res.names)
     return out
 
 
-def attribute(facts: FlowFacts, names: NameMap, matcher: Matcher) -> Attribution:
+def attribute(facts: FlowFacts, names: NameMap, matcher: Matcher, addresses: tuple[str, ...] = ()) -> Attribution:
+    """`addresses`: every address of the flow's client device (see diagnosis.clients)."""
     r = facts.flow
     transport = "tcp" if r.proto == TCP else "udp"
-    tied = flow_names(facts, names)
+    tied = flow_names(facts, names, addresses)
     port = r.server_port
     if facts.http is not None and facts.http.connect_target:
         try:

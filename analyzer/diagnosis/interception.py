@@ -6,10 +6,16 @@ inspection product's CA names the product. Hosts on Apple's private CA (gs,
 gsa, gdmf) are expected to chain to it.
 
 TLS 1.3 hides the chain, so the evidence is indirect, and never one weak
-signal alone: the client rejecting the certificate right after the server's
-flight, the "server" being nearer than Apple's servers are, the ServerHello
-waiting on an upstream fetch, and other flows in the same capture showing a
-substitute issuer.
+signal alone, and never another flow's: a flow is suspected only on its own
+signals. They come in two kinds. The path tells that a box nearer than the
+server answers TCP in its name (TTL / hop count, a ServerHello that waits on an
+upstream connection): a transparent proxy, which may well splice (pass TLS
+through untouched), as a selective proxy does for the hosts it exempts. The
+handshake tells that the client refused what it was shown (a certificate
+rejection alert, or an abort right after the server's first flight). Only both
+together say "intercepted"; the path alone is a transparent proxy, reported as
+such; another connection's substitute certificate is context (it may name the
+product), never evidence about this one.
 """
 
 from __future__ import annotations
@@ -88,8 +94,16 @@ class Signal:
     weight: int
     text: str
 
+    @property
+    def from_path(self) -> bool:
+        """A path signal: something nearer than the server answers TCP for it (not proof of decryption)."""
+        return self.name in PATH_SIGNALS
 
-def tls13_signals(f: FlowFacts, baselines: PathBaselines, substitutes_seen: list[str]) -> list[Signal]:
+
+PATH_SIGNALS = frozenset({"server_nearer", "serverhello_delayed"})
+
+
+def tls13_signals(f: FlowFacts, baselines: PathBaselines) -> list[Signal]:
     """Indirect evidence of interception on a TLS flow whose chain is not visible."""
     t = f.tls
     r = f.flow
@@ -122,17 +136,22 @@ def tls13_signals(f: FlowFacts, baselines: PathBaselines, substitutes_seen: list
             signals.append(Signal("serverhello_delayed", 1,
                                   f"the ServerHello took {delay * 1000:.0f} ms while the TCP round trip was "
                                   f"{rtt * 1000:.1f} ms: the answering box fetched something upstream first"))
-    if substitutes_seen:
-        signals.append(Signal("substitutes_elsewhere", 2, "other connections in this capture show substitute "
-                              f"certificates (issuer {substitutes_seen[0]!r})"))
     return signals
 
 
 def judge_signals(signals: list[Signal], repeated: bool) -> Interception | None:
+    """Interception needs the client's own refusal AND a box nearer than the server; anything less is None.
+
+    `repeated`: the same refusal pattern on several Apple connections of the capture (adds weight, not a kind).
+    """
+    handshake = [s for s in signals if not s.from_path]
+    path = [s for s in signals if s.from_path]
+    if not handshake or not path:
+        return None
     if repeated:
         signals = [*signals, Signal("repeated", 1, "the same pattern repeats on several Apple connections")]
     score = sum(s.weight for s in signals)
-    if len({s.name for s in signals}) < 2 or score < 3:
+    if score < 4:
         return None
-    confidence = "high" if score >= 6 else "medium" if score >= 4 else "low"
+    confidence = "high" if score >= 6 else "medium"
     return Interception(None, None, confidence, tuple(s.text for s in signals))

@@ -7,6 +7,7 @@ from typing import Any
 
 from analyzer import __version__
 from analyzer.catalogue.loader import Catalogue
+from analyzer.diagnosis.clients import Device
 from analyzer.diagnosis.diagnose import Diagnosis, DNSResult, FlowResult, ServiceRow, flow_filter
 from analyzer.diagnosis.model import Finding
 from analyzer.engine import EngineResult
@@ -31,6 +32,7 @@ def _flow(f: FlowResult) -> dict[str, Any]:
     d["interception"] = ({"product": j.interception.product, "issuer": j.interception.issuer,
                           "confidence": j.interception.confidence} if j.interception else None)
     d["wireshark_filter"] = flow_filter(f.facts)
+    d["device"] = f.device.label
     return d
 
 
@@ -39,6 +41,8 @@ def _dns(d: DNSResult) -> dict[str, Any]:
     out["service"] = d.judgement.entry.id if d.judgement.entry else None
     out["verdict"] = d.judgement.verdict.value
     out["reason"] = d.judgement.reason
+    out["device"] = d.device.label
+    out["captive_portal"] = d.captive
     return out
 
 
@@ -66,6 +70,8 @@ def _service(row: ServiceRow, cat: Catalogue) -> dict[str, Any]:
         "source": e.source,
         "ref": e.ref,
         "proxy": e.proxy.value,
+        "clients": row.clients.as_dict(),
+        "captive_portal": row.captive,
     }
 
 
@@ -100,4 +106,18 @@ def build_report(result: EngineResult, diagnosis: Diagnosis, catalogue: Catalogu
         "dns": dns,
         "findings": [_finding(f) for f in diagnosis.findings],
         "weird": dict(sorted(result.weird.items())),
+        "devices": [_device(d) for d in diagnosis.devices.all() if len(d.addresses) > 1],
+        "captive_portal": _portal(diagnosis),
     }
+
+
+def _device(d: Device) -> dict[str, Any]:
+    return {"label": d.label, "mac": d.mac, "addresses": list(d.addresses), "tie": d.tie, "evidence": d.tie_text()}
+
+
+def _portal(diagnosis: Diagnosis) -> dict[str, Any] | None:
+    p = diagnosis.portal
+    if p is None:
+        return None
+    return {"url": p.url, "addresses": list(p.addresses), "evidence": list(p.evidence),
+            "probe_flows": list(p.probe_flows), "hijacked_names": list(p.hijacked_names)}
