@@ -2,6 +2,7 @@
 
     capture source -> decode -> flow table -> (per finished flow) app-layer inspection
                             \\-> DNS tracker (per message)
+                            \\-> neighbour tracker (ARP frames, NDP packets)
 
 Nothing raised below this module escapes it: a bug or hostile input in one
 packet or one flow becomes a counted weird, and every other result is kept.
@@ -26,6 +27,7 @@ from analyzer.flows.config import FlowConfig
 from analyzer.flows.records import FlowRecord
 from analyzer.flows.table import FlowTable
 from analyzer.inspect import FlowFacts, inspect_flow
+from analyzer.neighbors import NeighborBinding, NeighborTracker
 from analyzer.protocols.dns import split_tcp_messages
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 DNS_PORT = 53
 # Unicast DNS, mDNS (Bonjour: every Apple device speaks it) and LLMNR share the message format.
 DNS_UDP_PORTS = frozenset({53, 5353, 5355})
-UDP, TCP = 17, 6
+UDP, TCP, ICMP6 = 17, 6, 58
+_NDP_FIRST, _NDP_LAST = 133, 137  # ICMPv6 Router Solicitation .. Redirect
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class EngineConfig:
     dns_pending_timeout: float = 30.0
     """A query unanswered this long (packet time) is judged unanswered."""
     dns_max_pending: int = 100_000
+    max_neighbors: int = 4096
+    """IP/Ethernet bindings kept from ARP and NDP (a span port of a big LAN sees thousands)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,9 @@ class CaptureSummary:
     truncated: bool
     dropped: int | None
     weird: tuple[tuple[str, int], ...]
+    on_device: bool = False
+    """Taken on the device itself: Apple PKTAP link type, or Apple process metadata on the packets
+    (`tcpdump -k` on a Mac). Every flow's client is then that device, whatever its addresses."""
 
 
 @dataclass(slots=True)
@@ -67,6 +75,8 @@ class EngineResult:
     dns: list[DNSTransaction]
     names: NameMap
     weird: Counter[str]
+    neighbors: list[NeighborBinding] = field(default_factory=list)
+    """IP -> Ethernet address bindings that ARP and NDP stated (`analyzer.neighbors`)."""
 
 
 ProgressFn = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
@@ -95,6 +105,8 @@ class Engine:
         self.table = FlowTable(self.config.flows)
         self.decoder = Decoder()
         self.dns = DNSTracker(self.config.dns_pending_timeout, self.config.dns_max_pending, on_transaction=on_dns)
+        self.neighbors = NeighborTracker(self.config.max_neighbors)
+        self._process_info = False  # a packet of the file being read carried Apple process metadata
         self.flows: list[FlowFacts] = []
         self._sink: FlowSink = self.flows.append if on_flow is None else on_flow
         self.weird: Counter[str] = Counter()
@@ -104,11 +116,18 @@ class Engine:
     def feed(self, raw: RawPacket, owned: bool = False) -> None:
         """One frame; `owned`: a sharded engine's caller knows the frame is this shard's."""
         try:
+            if raw[5] is not None:
+                self._process_info = True
             pkt = self.decoder(raw) if self._shard is None or owned else self._shard_decode(raw)
             if pkt is None:
+                if self.decoder.arp:
+                    self._arp()
                 return
-            if pkt.proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
+            proto = pkt.proto
+            if proto == UDP and (pkt.dport in DNS_UDP_PORTS or pkt.sport in DNS_UDP_PORTS) and pkt.payload:
                 self.dns.feed(pkt.ts, ip_text_cached(pkt.src), pkt.sport, ip_text_cached(pkt.dst), pkt.dport, pkt.payload)
+            elif proto == ICMP6 and pkt.icmp is not None and _NDP_FIRST <= pkt.icmp.type <= _NDP_LAST:
+                self.neighbors.ndp(pkt)
             finished = self.table.add(pkt)
         except OSError:
             raise  # from the output, through the DNS sink or a sharded clock move: stop, as _flow_done does
@@ -116,6 +135,12 @@ class Engine:
             self._internal("packet", exc)
             return
         self._finished(finished)
+
+    def _arp(self) -> None:
+        frames = self.decoder.arp
+        for frame in frames:
+            self.neighbors.arp(frame)
+        frames.clear()
 
     def _shard_decode(self, raw: RawPacket) -> Packet | None:
         """Decode only this shard's packets; the others just move the table's clock.
@@ -132,7 +157,8 @@ class Engine:
             self._finished(self.table.advance(raw.ts))
             return None
         scratch = self._scratch
-        pkt = decode(raw, self.decoder.frags, scratch)
+        # ARP frames have no shard: the one that counts frame weirds keeps them.
+        pkt = decode(raw, self.decoder.frags, scratch, self.decoder.arp if self._counts_frames else None)
         if owner is None:
             owner = shard_of(pkt, n) if pkt is not None else 0
         if scratch:
@@ -231,6 +257,7 @@ class Engine:
         first_ts = last_ts = None
         feed = self.feed
         n = 0
+        self._process_info = False
         try:
             if self._shard is not None and reader.format == "pcap":
                 first_ts, last_ts = self._read_shard(reader, progress, total)
@@ -258,6 +285,7 @@ class Engine:
             truncated=bool(reader.truncated),
             dropped=None,
             weird=tuple(sorted(reader.weird.items())),
+            on_device="pktap" in reader.link_types or self._process_info,
         )
         if self._counts_frames:
             self.weird.update(reader.weird)
@@ -299,9 +327,10 @@ class Engine:
         self.weird.update(self.decoder.weird)
         self.weird.update(self.table.weird)
         self.weird.update(self.dns.weird)
+        self.weird.update(self.neighbors.weird)
         dns = self.dns.finish()
         self.flows.sort(key=lambda f: (f.flow.ts_start, f.flow.uid))
-        return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird)
+        return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird, self.neighbors.bindings())
 
 
 def _mix(a: int, b: int, proto: int, n: int) -> int:

@@ -25,13 +25,14 @@ import selectors
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import CaptureSummary, EngineConfig, run_engine
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
+from analyzer.neighbors import NeighborBinding, merge_bindings
 
 _CHUNK = 1 << 18
 
@@ -44,6 +45,8 @@ class WrittenRecords:
     dns: int
     captures: list[CaptureSummary]
     weird: Counter[str]
+    neighbors: list[NeighborBinding] = field(default_factory=list)
+    """ARP/NDP bindings (each worker learns those of its own packets; merged as one process's)."""
 
 
 def write_records(files: Sequence[str], write: Callable[[bytes], object],
@@ -61,7 +64,7 @@ def write_records(files: Sequence[str], write: Callable[[bytes], object],
         write(render_dns(t))
 
     res = run_engine(files, config, on_flow=on_flow, on_dns=on_dns, shard=shard)
-    return WrittenRecords(counts[0], counts[1], res.captures, res.weird)
+    return WrittenRecords(counts[0], counts[1], res.captures, res.weird, res.neighbors)
 
 
 def can_fork() -> bool:
@@ -97,6 +100,7 @@ def stream_lines(files: Sequence[str], workers: int, out: BinaryIO,
             total.dns += result.dns
             total.captures += result.captures
             total.weird.update(result.weird)
+            total.neighbors = merge_bindings([total.neighbors, result.neighbors])
         return total
     finally:
         for proc, recv, rfd in procs:

@@ -27,6 +27,7 @@ from analyzer.capture import (
     decode,
     ip_bytes,
     ip_text,
+    mac_text,
     open_capture,
 )
 
@@ -35,6 +36,12 @@ CORPUS = FIXTURES / "corpus"
 CRAFTED = FIXTURES / "crafted"
 T0 = 1_700_000_000
 TSHARK = shutil.which("tshark")
+ETHER = ("02:00:00:00:00:0b", "02:00:00:00:00:0a")
+"""The crafted Ethernet frames' (destination, source) addresses."""
+COOKED = ("02:00:00:00:00:00",)
+"""A crafted Linux cooked header's address, the sender's only: the first 6 of its 8 bytes (tshark agrees)."""
+NONE: tuple[str, ...] = ()
+"""No link-layer addresses (raw IP, loopback, PPP)."""
 RECORDS = [json.loads(line) for line in (CORPUS / "expected.jsonl").read_text().splitlines()]
 
 
@@ -51,6 +58,7 @@ def view(p: Packet | None) -> dict[str, Any] | None:
         return None
     d = p._asdict()
     d["src"], d["dst"] = p.src_text, p.dst_text
+    d["macs"] = tuple(mac_text(p.macs[i : i + 6]) for i in range(0, len(p.macs), 6))
     return d
 
 
@@ -81,6 +89,7 @@ def packet(**fields: Any) -> dict[str, Any]:
         "proc_name": None,
         "pid": None,
         "fragmented": False,
+        "macs": ETHER,
     }
     assert set(fields) <= set(base)
     base.update(fields)
@@ -142,9 +151,9 @@ def test_pppoe_sessions_and_ppp() -> None:
     ]
     packets, weird2 = decode_file(CRAFTED / "ppp.pcap")
     assert [view(p) for p in packets] == [
-        packet(ts=T0 + 2.0, **SYN4),
-        packet(ts=T0 + 2.1, **{**SYN4, "dport": 80}),  # address/control and protocol compressed
-        packet(ts=T0 + 2.2, **DNS6),
+        packet(ts=T0 + 2.0, macs=NONE, **SYN4),
+        packet(ts=T0 + 2.1, macs=NONE, **{**SYN4, "dport": 80}),  # address/control and protocol compressed
+        packet(ts=T0 + 2.2, macs=NONE, **DNS6),
         None,
     ]
     assert not weird and not weird2
@@ -152,7 +161,7 @@ def test_pppoe_sessions_and_ppp() -> None:
 
 def test_linux_cooked_v1_and_v2() -> None:
     packets, _ = decode_file(CRAFTED / "sll.pcap")
-    assert [view(p) for p in packets] == [packet(ts=T0 + 3.0, **SYN4), None]  # then ARP
+    assert [view(p) for p in packets] == [packet(ts=T0 + 3.0, macs=COOKED, **SYN4), None]  # then ARP
     packets, _ = decode_file(CRAFTED / "sll2.pcap")
     assert [view(p) for p in packets] == [
         packet(
@@ -166,6 +175,7 @@ def test_linux_cooked_v1_and_v2() -> None:
             ip_len=60,
             tcp_flags=0x02,
             win=8192,
+            macs=COOKED,
         ),
         None,
     ]
@@ -184,6 +194,7 @@ def test_bsd_loopback_families_in_either_byte_order() -> None:
         "ip_len": 40,
         "payload": bytes(12),
         "payload_len": 12,
+        "macs": NONE,
     }
     syn6 = {
         "ip_version": 6,
@@ -195,6 +206,7 @@ def test_bsd_loopback_families_in_either_byte_order() -> None:
         "ip_len": 60,
         "tcp_flags": 2,
         "win": 8192,
+        "macs": NONE,
     }
     packets, _ = decode_file(CRAFTED / "null.pcap")
     assert [view(p) for p in packets] == [
@@ -216,11 +228,11 @@ def test_bsd_loopback_families_in_either_byte_order() -> None:
 
 
 def test_raw_ip_link_types() -> None:
-    assert [view(p) for p in decode_file(CRAFTED / "raw4.pcap")[0]] == [packet(ts=T0 + 5.0, **SYN4)]
-    assert [view(p) for p in decode_file(CRAFTED / "raw6.pcap")[0]] == [packet(ts=T0 + 5.1, **DNS6)]
+    assert [view(p) for p in decode_file(CRAFTED / "raw4.pcap")[0]] == [packet(ts=T0 + 5.0, macs=NONE, **SYN4)]
+    assert [view(p) for p in decode_file(CRAFTED / "raw6.pcap")[0]] == [packet(ts=T0 + 5.1, macs=NONE, **DNS6)]
     assert [view(p) for p in decode_file(CRAFTED / "raw12.pcap")[0]] == [
-        packet(ts=T0 + 5.2, **SYN4),
-        packet(ts=T0 + 5.3, **DNS6),
+        packet(ts=T0 + 5.2, macs=NONE, **SYN4),
+        packet(ts=T0 + 5.3, macs=NONE, **DNS6),
     ]
 
 
@@ -244,7 +256,7 @@ def test_pktap_names_the_process() -> None:
             pid=123,
         ),
         packet(ts=T0 + 6.1, **{**SYN4, "sport": 51001, "dst": "17.253.53.203"}, proc_name="softwareupdated", pid=456),
-        packet(ts=T0 + 6.2, **{**DNS6, "dport": 5353}, proc_name="nsurlsessiond", pid=789),  # inner DLT 12
+        packet(ts=T0 + 6.2, **{**DNS6, "dport": 5353}, proc_name="nsurlsessiond", pid=789, macs=NONE),  # inner DLT 12
         None,  # record type 0: no packet behind the header
     ]
     assert not weird
@@ -265,6 +277,7 @@ def test_pcapng_interfaces_of_different_link_types() -> None:
     cut = packet(
         ts=T0 + 8.5,
         iface=2,
+        macs=COOKED,
         **{**SYN4, "tcp_flags": 0x18, "ack": 2000, "ip_len": 140, "payload": bytes(8), "payload_len": 100},
     )
     assert [view(p) for p in packets] == [
@@ -281,10 +294,11 @@ def test_pcapng_interfaces_of_different_link_types() -> None:
             ip_len=60,
             tcp_flags=2,
             win=8192,
+            macs=NONE,
         ),
         cut,  # SPB cut to 64 bytes by the snaplen: 8 of 100 payload bytes
-        packet(ts=T0 + 9.0, iface=2, **SYN4),
-        packet(ts=T0 + 9.000001, iface=2, **{**SYN4, "dport": 80}),
+        packet(ts=T0 + 9.0, iface=2, macs=COOKED, **SYN4),
+        packet(ts=T0 + 9.000001, iface=2, macs=COOKED, **{**SYN4, "dport": 80}),
     ]
     assert packets[2] is not None and packets[2].truncated and packets[0] is not None and not packets[0].truncated
     assert not weird  # a snaplen cut is not an anomaly

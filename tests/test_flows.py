@@ -72,6 +72,7 @@ def pkt(**kw: Any) -> Packet:
         proc_name=None,
         pid=None,
         fragmented=False,
+        macs=b"",
     )
     for name in ("src", "dst"):
         if isinstance(kw.get(name), str):

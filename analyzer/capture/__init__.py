@@ -13,6 +13,7 @@ Typical use::
 from analyzer.capture.decode import (
     LINK_DECODERS,
     WEIRDS,
+    ArpFrame,
     Decoder,
     IcmpInfo,
     Packet,
@@ -20,6 +21,7 @@ from analyzer.capture.decode import (
     decode,
     ip_bytes,
     ip_text,
+    mac_text,
 )
 from analyzer.capture.ipfrag import FragmentTable
 from analyzer.capture.reader import WEIRDS as READER_WEIRDS
@@ -29,6 +31,7 @@ __all__ = [
     "LINK_DECODERS",
     "READER_WEIRDS",
     "WEIRDS",
+    "ArpFrame",
     "CaptureReader",
     "Decoder",
     "FragmentTable",
@@ -41,5 +44,6 @@ __all__ = [
     "ip_bytes",
     "ip_text",
     "linktype_name",
+    "mac_text",
     "open_capture",
 ]

@@ -9,7 +9,10 @@ Link types are a registry (`LINK_DECODERS`: LINKTYPE_ value -> function)
 whose entries find where the IP header starts: Ethernet (802.1Q, QinQ
 0x88a8/0x9100, VLAN 0, PPPoE sessions), Linux SLL and SLL2, raw IP, BSD
 null/loopback and OpenBSD loop, PPP, and Apple PKTAP (which carries the
-process name and pid and dispatches to its inner DLT).
+process name and pid and dispatches to its inner DLT). Each also says which
+link-layer addresses the frame carries (`Packet.macs`): Ethernet's two, the
+sender's alone in Linux cooked captures. ARP frames are not IP: with an `arp`
+list, `decode` appends them there (`ArpFrame`) for the neighbour tracker.
 
 This is the hot path: fields are read with precompiled `struct` unpackers at
 fixed offsets on the frame's bytes, and `Packet` is a NamedTuple built with
@@ -31,6 +34,7 @@ from analyzer.capture.reader import ProcessInfo, RawPacket
 __all__ = [
     "LINK_DECODERS",
     "WEIRDS",
+    "ArpFrame",
     "Decoder",
     "FragmentTable",
     "IcmpInfo",
@@ -40,11 +44,14 @@ __all__ = [
     "decode",
     "ip_bytes",
     "ip_text",
+    "mac_text",
 ]
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_PPPOE_SESSION = 0x8864
+ETH_ARP = 0x0806
+ARPHRD_ETHER = 1
 _VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
 MAX_VLAN_TAGS = 8
 MAX_IPV6_EXT_HEADERS = 16
@@ -180,6 +187,20 @@ class Packet(NamedTuple):
     pid: int | None
     fragmented: bool
     """Reassembled from fragments, or (without a fragment table) one fragment."""
+    macs: bytes = b""
+    """Link-layer addresses as the frame has them: 12 bytes (Ethernet destination, then
+    source), 6 (Linux cooked capture: the sender's only) or none (raw IP, loopback, PPP)."""
+
+    @property
+    def src_mac(self) -> bytes | None:
+        """The frame's Ethernet source address (the sender, or the last router), if the link has one."""
+        macs = self.macs
+        return macs[6:] if len(macs) == 12 else macs if macs else None
+
+    @property
+    def dst_mac(self) -> bytes | None:
+        macs = self.macs
+        return macs[:6] if len(macs) == 12 else None
 
     @property
     def truncated(self) -> bool:
@@ -193,6 +214,21 @@ class Packet(NamedTuple):
     @property
     def dst_text(self) -> str:
         return ip_text(self.dst)
+
+
+class ArpFrame(NamedTuple):
+    """An ARP frame kept for the neighbour tracker: the ARP message and the link's addresses."""
+
+    ts: float
+    data: bytes
+    """The ARP message (after the Ethernet and VLAN headers), as captured."""
+    macs: bytes
+    """As `Packet.macs`."""
+
+
+def mac_text(mac: bytes) -> str:
+    """"aa:bb:cc:dd:ee:ff" (lower case) of a 6-byte address."""
+    return mac.hex(":")
 
 
 def ip_text(addr: bytes) -> str:
@@ -214,18 +250,17 @@ def ip_bytes(text: str) -> bytes:
 
 # --- link layer ------------------------------------------------------------------
 
-_Link = tuple[int, int, tuple[int, ...], ProcessInfo | None]
-"""(ethertype of the IP layer, its offset, VLAN ids, process from a PKTAP header)."""
+_Link = tuple[int, int, tuple[int, ...], ProcessInfo | None, bytes]
+"""(ethertype of the IP (or ARP) layer, its offset, VLAN ids, process from a PKTAP header,
+link-layer addresses as `Packet.macs`)."""
 LinkDecoder = Callable[[bytes, int], _Link | None]
 """Given a frame and where its link header starts: where IP starts, or None if not IP."""
 
 _NO_VLAN: tuple[int, ...] = ()
-_ETHER_V4 = (ETH_IPV4, 14, _NO_VLAN, None)
-_ETHER_V6 = (ETH_IPV6, 14, _NO_VLAN, None)
 
 
-def _ethertype(d: bytes, off: int, etype: int) -> _Link | None:
-    """Follow VLAN tags and PPPoE sessions from `etype` at `off` to IPv4/IPv6."""
+def _ethertype(d: bytes, off: int, etype: int, macs: bytes) -> _Link | None:
+    """Follow VLAN tags and PPPoE sessions from `etype` at `off` to IPv4/IPv6 (or ARP)."""
     vlan = _NO_VLAN
     while etype in _VLAN_TPIDS:
         if len(d) < off + 4:
@@ -235,8 +270,8 @@ def _ethertype(d: bytes, off: int, etype: int) -> _Link | None:
         vlan += (((d[off] << 8) | d[off + 1]) & 0x0FFF,)
         etype = (d[off + 2] << 8) | d[off + 3]
         off += 4
-    if etype == ETH_IPV4 or etype == ETH_IPV6:
-        return etype, off, vlan, None
+    if etype == ETH_IPV4 or etype == ETH_IPV6 or etype == ETH_ARP:
+        return etype, off, vlan, None, macs
     if etype == ETH_PPPOE_SESSION:
         if len(d) < off + 8:
             raise _Weird("truncated_pppoe")
@@ -247,7 +282,7 @@ def _ethertype(d: bytes, off: int, etype: int) -> _Link | None:
         net = _ppp_protocol(d, off + 6)
         if net is None:
             return None
-        return net[0], net[1], vlan, None
+        return net[0], net[1], vlan, None, macs
     return None
 
 
@@ -255,12 +290,9 @@ def _ether(d: bytes, off: int) -> _Link | None:
     if len(d) < off + 14:
         raise _Weird("truncated_ethernet")
     etype = (d[off + 12] << 8) | d[off + 13]
-    if off == 0:
-        if etype == ETH_IPV4:
-            return _ETHER_V4
-        if etype == ETH_IPV6:
-            return _ETHER_V6
-    return _ethertype(d, off + 14, etype)
+    if etype == ETH_IPV6 or etype == ETH_IPV4:
+        return etype, off + 14, _NO_VLAN, None, d[off : off + 12]
+    return _ethertype(d, off + 14, etype, d[off : off + 12])
 
 
 def _ppp_protocol(d: bytes, off: int) -> tuple[int, int] | None:
@@ -285,19 +317,22 @@ def _ppp(d: bytes, off: int) -> _Link | None:
     if len(d) >= off + 2 and d[off] == 0xFF and d[off + 1] == 0x03:
         off += 2
     net = _ppp_protocol(d, off)
-    return None if net is None else (net[0], net[1], _NO_VLAN, None)
+    return None if net is None else (net[0], net[1], _NO_VLAN, None, b"")
 
 
 def _sll(d: bytes, off: int) -> _Link | None:
     if len(d) < off + 16:
         raise _Weird("truncated_sll")
-    return _ethertype(d, off + 16, (d[off + 14] << 8) | d[off + 15])
+    # The address field is the sender's, for packets sent and received alike.
+    ether = d[off + 2] == 0 and d[off + 3] == ARPHRD_ETHER and d[off + 4] == 0 and d[off + 5] == 6
+    return _ethertype(d, off + 16, (d[off + 14] << 8) | d[off + 15], d[off + 6 : off + 12] if ether else b"")
 
 
 def _sll2(d: bytes, off: int) -> _Link | None:
     if len(d) < off + 20:
         raise _Weird("truncated_sll2")
-    return _ethertype(d, off + 20, (d[off] << 8) | d[off + 1])
+    ether = d[off + 8] == 0 and d[off + 9] == ARPHRD_ETHER and d[off + 11] == 6
+    return _ethertype(d, off + 20, (d[off] << 8) | d[off + 1], d[off + 12 : off + 18] if ether else b"")
 
 
 def _raw(d: bytes, off: int) -> _Link | None:
@@ -305,18 +340,18 @@ def _raw(d: bytes, off: int) -> _Link | None:
         raise _Weird("truncated_ip_header")
     version = d[off] >> 4
     if version == 4:
-        return ETH_IPV4, off, _NO_VLAN, None
+        return ETH_IPV4, off, _NO_VLAN, None, b""
     if version == 6:
-        return ETH_IPV6, off, _NO_VLAN, None
+        return ETH_IPV6, off, _NO_VLAN, None, b""
     raise _Weird("bad_ip_version")
 
 
 def _raw4(d: bytes, off: int) -> _Link | None:
-    return ETH_IPV4, off, _NO_VLAN, None
+    return ETH_IPV4, off, _NO_VLAN, None, b""
 
 
 def _raw6(d: bytes, off: int) -> _Link | None:
-    return ETH_IPV6, off, _NO_VLAN, None
+    return ETH_IPV6, off, _NO_VLAN, None, b""
 
 
 # BSD address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD,
@@ -332,7 +367,7 @@ def _null(d: bytes, off: int) -> _Link | None:
     if family > 0xFFFF:
         family = int.from_bytes(d[off : off + 4], "big")
     etype = _NULL_AF.get(family)
-    return None if etype is None else (etype, off + 4, _NO_VLAN, None)
+    return None if etype is None else (etype, off + 4, _NO_VLAN, None, b"")
 
 
 PKTAP_MIN_HEADER = 108
@@ -369,7 +404,7 @@ def _pktap(d: bytes, off: int) -> _Link | None:
         epid if epid >= 0 and epid != pid else None,
         _cstr(ecomm) if epid >= 0 and epid != pid else None,
     )
-    return link[0], link[1], link[2], proc
+    return link[0], link[1], link[2], proc, link[4]
 
 
 def _cstr(field: bytes) -> str | None:
@@ -518,6 +553,7 @@ def _ipv4(
     proc: ProcessInfo | None,
     frags: _Frags | None,
     weird: Counter[str] | None,
+    macs: bytes,
 ) -> Packet | None:
     n = len(d)
     if n - off < 20:
@@ -560,7 +596,7 @@ def _ipv4(
                 sport, dport, flags, seq, ack, win,
                 b"" if thl == 20 else d[p + 20 : p + thl],
                 d[p + thl : cap_end] if cap_end > p + thl else b"", end - p - thl, None,
-                vlan, iface, pname, pid, False,
+                vlan, iface, pname, pid, False, macs,
             ))
             # fmt: on
         if proto == PROTO_UDP and cap_end - p >= 8:  # DNS, QUIC, NTP: inline too
@@ -570,7 +606,7 @@ def _ipv4(
                 return _new(Packet, (
                     ts, 4, src, dst, 17, ttl, ip_id, fragf & 0x4000 != 0, total,
                     sport, dport, 0, 0, 0, 0, b"", d[p + 8 : cap_end], ulen - 8, None,
-                    vlan, iface, pname, pid, False,
+                    vlan, iface, pname, pid, False, macs,
                 ))
                 # fmt: on
         whole = True
@@ -594,7 +630,7 @@ def _ipv4(
     else:
         transport = _transport(proto, d, p, cap_end, end, whole, weird)
     ip = (ts, 4, src, dst, proto, ttl, ip_id, fragf & 0x4000 != 0, total)
-    return _new(Packet, ip + transport + (vlan, iface, pname, pid, fragmented))
+    return _new(Packet, ip + transport + (vlan, iface, pname, pid, fragmented, macs))
 
 
 def _ipv6(
@@ -607,6 +643,7 @@ def _ipv6(
     proc: ProcessInfo | None,
     frags: _Frags | None,
     weird: Counter[str] | None,
+    macs: bytes,
 ) -> Packet | None:
     n = len(d)
     if n - off < 40:
@@ -640,7 +677,7 @@ def _ipv6(
             sport, dport, flags, seq, ack, win,
             b"" if thl == 20 else d[p + 20 : p + thl],
             d[p + thl : cap_end] if cap_end > p + thl else b"", end - p - thl, None,
-            vlan, iface, pname, pid, False,
+            vlan, iface, pname, pid, False, macs,
         ))
         # fmt: on
     if proto == PROTO_UDP and cap_end - p >= 8:  # DNS, QUIC, NTP: inline too
@@ -650,7 +687,7 @@ def _ipv6(
             return _new(Packet, (
                 ts, 6, src, dst, 17, hlim, None, True, ip_len,
                 sport, dport, 0, 0, 0, 0, b"", d[p + 8 : cap_end], ulen - 8, None,
-                vlan, iface, pname, pid, False,
+                vlan, iface, pname, pid, False, macs,
             ))
             # fmt: on
     ip_id: int | None = None
@@ -696,16 +733,21 @@ def _ipv6(
             transport: _Transport = (0, 0, 0, 0, 0, 0, b"", d[p:cap_end], end - p, None)
             return _new(
                 Packet,
-                (ts, 6, src, dst, proto, hlim, ip_id, True, ip_len) + transport + (vlan, iface, pname, pid, True),
+                (ts, 6, src, dst, proto, hlim, ip_id, True, ip_len) + transport + (vlan, iface, pname, pid, True, macs),
             )
     transport = _transport(proto, d, p, cap_end, end, whole, weird)
     return _new(
-        Packet, (ts, 6, src, dst, proto, hlim, ip_id, True, ip_len) + transport + (vlan, iface, pname, pid, fragmented)
+        Packet,
+        (ts, 6, src, dst, proto, hlim, ip_id, True, ip_len) + transport + (vlan, iface, pname, pid, fragmented, macs),
     )
 
 
-def decode(raw: RawPacket, frags: _Frags | None = None, weird: Counter[str] | None = None) -> Packet | None:
+def decode(
+    raw: RawPacket, frags: _Frags | None = None, weird: Counter[str] | None = None, arp: list[ArpFrame] | None = None
+) -> Packet | None:
     """Decode one frame. None: not IP, a fragment held for reassembly, or malformed.
+
+    An ARP frame (also None) is appended to `arp` when it is given.
 
     Malformed frames (and survivable anomalies of decoded ones) are counted in
     `weird` when it is given. With `frags`, IPv4/IPv6 fragments are held until
@@ -717,19 +759,23 @@ def decode(raw: RawPacket, frags: _Frags | None = None, weird: Counter[str] | No
     try:
         # Untagged Ethernet is most of all traffic: skip the registry for it.
         if linktype == 1 and len(d) >= 14 and d[12] == 8 and d[13] == 0:
-            return _ipv4(ts, d, 14, wirelen, iface, _NO_VLAN, proc, frags, weird)
+            return _ipv4(ts, d, 14, wirelen, iface, _NO_VLAN, proc, frags, weird, d[:12])
         decoder = LINK_DECODERS.get(linktype)
         if decoder is None:
             raise _Weird(f"unknown_linktype_{linktype}")
         link = decoder(d, 0)
         if link is None:
             return None
-        etype, off, vlan, link_proc = link
+        etype, off, vlan, link_proc, macs = link
         if link_proc is not None:
             proc = link_proc
         if etype == ETH_IPV4:
-            return _ipv4(ts, d, off, wirelen, iface, vlan, proc, frags, weird)
-        return _ipv6(ts, d, off, wirelen, iface, vlan, proc, frags, weird)
+            return _ipv4(ts, d, off, wirelen, iface, vlan, proc, frags, weird, macs)
+        if etype == ETH_IPV6:
+            return _ipv6(ts, d, off, wirelen, iface, vlan, proc, frags, weird, macs)
+        if arp is not None:
+            arp.append(_new(ArpFrame, (ts, d[off:], macs)))
+        return None
     except _Weird as exc:
         if weird is not None:
             weird[exc.kind] += 1
@@ -737,14 +783,18 @@ def decode(raw: RawPacket, frags: _Frags | None = None, weird: Counter[str] | No
 
 
 class Decoder:
-    """`decode` bound to one fragment table and one weird counter (one per capture)."""
+    """`decode` bound to one fragment table and one weird counter (one per capture).
+
+    ARP frames collect in `arp` until the caller takes them.
+    """
 
     def __init__(self, frags: _Frags | None = None) -> None:
         self.frags: _Frags | None = frags if frags is not None else FragmentTable()
         self.weird: Counter[str] = Counter()
+        self.arp: list[ArpFrame] = []
 
     def __call__(self, raw: RawPacket) -> Packet | None:
-        return decode(raw, self.frags, self.weird)
+        return decode(raw, self.frags, self.weird, self.arp)
 
     def finish(self) -> None:
         """End of capture: datagrams still incomplete are counted as timed out."""

@@ -12,8 +12,8 @@ from analyzer.engine import EngineResult, run_engine
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
 from analyzer.parallel import can_fork, stream_lines, write_records
-from analyzer.report.jsonl import dns_event, envelope, flow_event, json_line
-from analyzer.report.records import capture_dict, dns_dict, flow_dict
+from analyzer.report.jsonl import dns_event, envelope, flow_event, json_line, neighbor_event
+from analyzer.report.records import capture_dict, dns_dict, flow_dict, neighbor_dict
 from analyzer.report.terminal import make_console, plain_table
 
 
@@ -32,7 +32,8 @@ def register(sub: Any) -> None:
 
 def result_dict(res: EngineResult) -> dict[str, Any]:
     return {"captures": [capture_dict(c) for c in res.captures], "flows": [flow_dict(f) for f in res.flows],
-            "dns": [dns_dict(t) for t in res.dns], "weird": dict(sorted(res.weird.items()))}
+            "dns": [dns_dict(t) for t in res.dns], "neighbors": [neighbor_dict(b) for b in res.neighbors],
+            "weird": dict(sorted(res.weird.items()))}
 
 
 def _flow_line(f: FlowFacts) -> bytes:
@@ -47,8 +48,8 @@ def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
     """EVE-like JSON lines, each flow written as it finishes: memory stays flat on any capture.
 
     Flows come in the order they end (as Zeek's conn.log) and DNS transactions
-    as they complete, then one "capture" event per file and a closing "stats"
-    event with the counts and weirds.
+    as they complete, then one "capture" event per file, one "neighbor" event per
+    ARP/NDP binding, and a closing "stats" event with the counts and weirds.
     """
     with open_binary_output(path) as out:
         if workers > 1 and can_fork():
@@ -57,6 +58,8 @@ def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
             total = write_records(files, out.write, _flow_line, _dns_line)
         for c in total.captures:
             out.write(json_line(envelope("capture", c.first_ts, capture_dict(c))))
+        for b in total.neighbors:
+            out.write(json_line(neighbor_event(neighbor_dict(b))))
         last = max((c.last_ts for c in total.captures if c.last_ts is not None), default=None)
         stats = {"flows": total.flows, "dns": total.dns, "weird": dict(sorted(total.weird.items()))}
         out.write(json_line(envelope("stats", last, stats)))

@@ -238,6 +238,12 @@ class FlowRecord:
     end_reason: EndReason
     flipped: bool
     """Roles were assigned against the first packet's direction ('^' in Zeek's history)."""
+    client_mac: str | None = None
+    """Ethernet source address ("aa:bb:cc:dd:ee:ff") of the client's first packet: the client's own
+    where the capture is on its link. None when the link layer has none (raw IP, loopback)."""
+    server_mac: str | None = None
+    """The same for the server's first packet: the server's own when it is on the capture's link,
+    else the last router's (the next hop). None also when the server sent nothing."""
 
     @property
     def duration(self) -> float:

@@ -44,7 +44,7 @@ import math
 import struct
 from collections.abc import Iterable, Sequence
 
-from analyzer.capture.decode import Packet, ip_text, ip_text_cached
+from analyzer.capture.decode import Packet, ip_text, ip_text_cached, mac_text
 from analyzer.flows.community_id import community_id, icmp_port_equivalents
 from analyzer.flows.config import FlowConfig
 from analyzer.flows.reassembly import ReassemblyBudget, StreamReassembler
@@ -247,6 +247,7 @@ class _Side:
         "last_syn_ts",
         "last_ts",
         "last_ttl",
+        "macs",
         "packets",
         "payload_bytes",
         "rst_count",
@@ -297,6 +298,7 @@ class _Side:
         self.last_seq = -1  # TCP: the side's last segment, to tell a capture's duplicate from a retransmission
         self.last_plen = -1
         self.duplicates = 0
+        self.macs = b""  # link-layer addresses of this side's first packet (Packet.macs)
 
     def ttl_counts(self) -> tuple[tuple[int, int], ...]:
         if self.ttls is None:
@@ -466,6 +468,13 @@ class _Flow:
 
 
 _GONE = (_Side(), _Side())
+
+
+def _source_mac(macs: bytes) -> str | None:
+    """The source address in a `Packet.macs` value, as text."""
+    if len(macs) == 12:
+        return mac_text(macs[6:])
+    return mac_text(macs) if macs else None
 
 
 class FlowTable:
@@ -822,6 +831,7 @@ class FlowTable:
 
         if st.first_ts is None:
             st.first_ts = ts
+            st.macs = pkt.macs
         self._count(flow, st, pkt, ts, plen, remember=not flags & RST)
         st.last_seq = pkt.seq
         st.last_plen = plen
@@ -964,6 +974,7 @@ class FlowTable:
         if st.packets == 0:
             st.first_ts = ts
             st.first_data_ts = ts
+            st.macs = pkt.macs
             if flow.proto == PROTO_UDP:
                 flow.hist += "D" if side == flow.orig_side else "d"
         self._count(flow, st, pkt, ts, pkt.payload_len, remember=True)
@@ -1241,6 +1252,8 @@ class FlowTable:
             open_at_end=open_at_end,
             end_reason=reason,
             flipped=flow.flipped,
+            client_mac=_source_mac(cs.macs),
+            server_mac=_source_mac(ss.macs),
         )
 
     @staticmethod

@@ -6,8 +6,9 @@ key named like the event type, as EVE does ({"event_type": "dns", "dns": {...}})
 Records are kept as they are: JSON escapes control characters (and, with
 ensure_ascii, every non-ASCII character), so a line is always one line.
 
-Order: captures, then flows and DNS transactions by time, then findings,
-services and the summary (roll-ups, stamped with the end of the capture).
+Order: captures, the ARP/NDP neighbour bindings, then flows and DNS
+transactions by time, then findings, services and the summary (roll-ups,
+stamped with the end of the capture).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def events(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     by_id = {f.get("id"): f for f in flows}
 
     out = [envelope("capture", c.get("first_ts"), c) for c in captures]
+    out += [neighbor_event(b) for b in report.get("neighbors") or []]
     timed: list[tuple[float, int, dict[str, Any]]] = []
     for i, f in enumerate(flows):
         timed.append((f.get("ts_start") or 0.0, i, flow_event(f)))
@@ -105,6 +107,11 @@ def flow_event(f: Mapping[str, Any]) -> dict[str, Any]:
     return _without_none({"timestamp": iso_ts(f.get("ts_start")), "event_type": "flow", "flow_id": f.get("id"),
                           "community_id": f.get("community_id"),
                           **five_tuple(f.get("client"), f.get("server"), f.get("proto")), "flow": f}, "flow")
+
+
+def neighbor_event(b: Mapping[str, Any]) -> dict[str, Any]:
+    """An ARP/NDP binding (`records.neighbor_dict`), stamped with the time it was first stated."""
+    return envelope("neighbor", b.get("first_ts"), b, src_ip=b.get("ip"), src_mac=b.get("mac"))
 
 
 def dns_event(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import CaptureSummary
 from analyzer.flows.records import DirectionStats, FlowRecord
 from analyzer.inspect import FlowFacts, TLSFacts
+from analyzer.neighbors import NeighborBinding
 from analyzer.protocols.tls_registry import alert_name, version_name
 from analyzer.protocols.x509 import Certificate
 
@@ -102,8 +103,8 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
         "uid": r.uid,
         "community_id": r.community_id,
         "proto": proto,
-        "client": {"ip": r.client_ip, "port": r.client_port},
-        "server": {"ip": r.server_ip, "port": r.server_port},
+        "client": {"ip": r.client_ip, "port": r.client_port, "mac": r.client_mac},
+        "server": {"ip": r.server_ip, "port": r.server_port, "mac": r.server_mac},
         "ts_start": r.ts_start,
         "ts_end": r.ts_end,
         "duration": r.ts_end - r.ts_start,  # FlowRecord.duration, without the property call
@@ -170,7 +171,13 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
 def capture_dict(c: CaptureSummary) -> dict[str, Any]:
     return {"source": c.source, "format": c.format, "packets": c.packets, "bytes": c.bytes,
             "first_ts": c.first_ts, "last_ts": c.last_ts, "link_types": list(c.link_types),
-            "truncated": c.truncated, "dropped": c.dropped, "weird": dict(c.weird)}
+            "truncated": c.truncated, "dropped": c.dropped, "weird": dict(c.weird), "on_device": c.on_device}
+
+
+def neighbor_dict(b: NeighborBinding) -> dict[str, Any]:
+    """One ARP/NDP binding: the report's top-level `neighbors` array holds these."""
+    return {"ip": b.ip, "mac": b.mac, "source": b.source.value, "first_ts": b.first_ts, "last_ts": b.last_ts,
+            "count": b.count}
 
 
 def dns_dict(t: DNSTransaction) -> dict[str, Any]:
