@@ -134,8 +134,13 @@ def analyze(
     all_services: bool = False,
     config: EngineConfig | None = None,
     progress: ProgressFn | None = None,
+    client: str | None = None,
 ) -> Analysis:
-    """Analyse captures (read in order into one flow table) and diagnose them against the catalogue."""
+    """Analyse captures (read in order into one flow table) and diagnose them against the catalogue.
+
+    `client`: look at one device only: an IP address, a CIDR or a MAC address (every address of the device
+    that the capture ties to it is kept). Raises ClientSpecError (an AnalyzerError) when it is none of these.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     catalogue = load_catalogue(os.fspath(signatures) if signatures is not None else None, edition=edition)
@@ -143,4 +148,4 @@ def analyze(
     # rescans them all, again and again (15 % of the time on a 100 MB capture).
     with relaxed_gc():
         result = run_engine(list(paths), config, progress)
-        return Analysis(result, diagnose(result, catalogue, all_services=all_services), catalogue)
+        return Analysis(result, diagnose(result, catalogue, all_services=all_services, client=client), catalogue)

@@ -80,8 +80,9 @@ def record(client: str = CLIENT, server: str = SERVER, *, proto: int = 6, cport:
 
 def unanswered_syn(client: str = CLIENT, server: str = SERVER, sport: int = 443, syns: int = 3, **kw: Any) -> FlowRecord:
     """SYNs that nothing answered (conn_state S0)."""
+    kw.setdefault("ts_end", kw.get("ts_start", T0) + 3)
     return record(client, server, sport=sport, conn_state="S0", history="S", synack_ts=None, ack_ts=None,
-                  rtt_syn_synack=None, rtt_synack_ack=None, ts_end=T0 + 3,
+                  rtt_syn_synack=None, rtt_synack_ack=None,
                   client_side=dict(packets=syns, syn_count=syns, payload_bytes=0, zeek_bytes=0, fin_ts=None,
                                    first_data_ts=None, state="SYN_SENT"),
                   server_side=dict(packets=0, ip_bytes=0, payload_bytes=0, zeek_bytes=0, first_ts=None, last_ts=None,
@@ -155,12 +156,13 @@ def dns(query: str, addresses: Iterable[str] = (), *, client: str = CLIENT, serv
 
 
 def engine_result(flows: Iterable[FlowFacts], transactions: Iterable[DNSTransaction] = (), *,
-                  link_types: tuple[str, ...] = ("EN10MB",), **extra: Any) -> EngineResult:
+                  link_types: tuple[str, ...] = ("ether",), **extra: Any) -> EngineResult:
     flows = list(flows)
     transactions = list(transactions)
     ends = [f.flow.ts_end for f in flows] + [t.ts for t in transactions]
     last = max(ends, default=T0) + 30  # the capture went on: silence was awaited, not cut short
-    cap = CaptureSummary("test.pcap", "pcap", 10, 1000, T0 - 2, last, link_types, False, None, ())
+    cap = CaptureSummary("test.pcap", "pcap", 10, 1000, T0 - 2, last, link_types, False, None, (),
+                         on_device="pktap" in link_types)
     return EngineResult([cap], flows, transactions, NameMap(transactions), Counter(), **extra)
 
 

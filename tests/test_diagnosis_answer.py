@@ -221,10 +221,10 @@ def test_connect_refusal_advice(status: int, port: int, words: list[str], absent
 
 # -- (7) QUIC and UDP 443 ----------------------------------------------------------------------------
 
-def _quic_state(answered: bool) -> object:
+def _quic_state(answered: bool, sni: str = "mesu.apple.com") -> object:
     from analyzer.inspect import QUICFacts
     from analyzer.protocols.quic import QUICFlowState
-    st = QUICFlowState(1, b"\1" * 8, b"\2" * 8, b"\3" * 8 if answered else None, F.client_hello("mesu.apple.com"),
+    st = QUICFlowState(1, b"\1" * 8, b"\2" * 8, b"\3" * 8 if answered else None, F.client_hello(sni),
                        None, answered, frozenset(), frozenset(), False, answered, False, None, None, None)
     return QUICFacts(st, None)
 
@@ -251,7 +251,7 @@ def test_udp_443_dropped_with_tcp_fallback_is_degraded_and_says_the_fallback_wor
 def test_private_relay_blocked_is_reported_as_maybe_intended() -> None:
     q = F.record(F.CLIENT, "17.253.1.30", proto=17, sport=443,
                  server_side=dict(packets=0, ip_bytes=0, payload_bytes=0, ttls=(), first_ts=None, last_ts=None))
-    d = F.run([F.facts(q, quic=_quic_state(False)), F.facts(F.unanswered_syn(F.CLIENT, "17.253.1.31"))],
+    d = F.run([F.facts(q, quic=_quic_state(False, "mask.icloud.com")), F.facts(F.unanswered_syn(F.CLIENT, "17.253.1.31"))],
               [F.dns("mask.icloud.com", ["17.253.1.30"]), F.dns("mask-h2.icloud.com", ["17.253.1.31"])])
     (finding,) = [x for x in d.findings if x.kind == "private_relay_unavailable"]
     assert finding.severity.value == "info" and "may be intended" in finding.message
@@ -302,3 +302,13 @@ def test_process_names_from_a_pktap_capture_are_in_the_finding() -> None:
 
 def test_rst_sender_side_enum_is_what_the_factory_uses() -> None:
     assert F.rst().sender is Side.SERVER
+
+
+def test_a_capture_on_the_mac_ties_the_local_ends_of_its_sockets() -> None:
+    v4 = F.record(F.CLIENT, GS4, processes=(("apsd", 101),))
+    v6 = F.record("2001:db8::7", GS6, processes=(("apsd", 101),))
+    inbound_peer = F.record("192.0.2.9", F.CLIENT, sport=22)  # no process metadata: not tied
+    dev = Devices.build([v4, v6, inbound_peer], on_device=True).of("2001:db8::7")
+    assert dev.addresses == (F.CLIENT, "2001:db8::7") and dev.tie == "pktap"
+    assert "PKTAP" in (dev.tie_text() or "")
+    assert Devices.build([v4, v6, inbound_peer]).of("2001:db8::7").tie is None  # two v4 clients: no inference

@@ -105,7 +105,7 @@ def test_the_serverhello_delay_signal_survives_duplicates_but_not_retransmission
 
     def delayed(path: Path) -> bool:
         (f,) = run_engine([path]).flows
-        return any(s.name == "serverhello_delayed" for s in tls13_signals(f, PathBaselines.build([]), []))
+        return any(s.name == "serverhello_delayed" for s in tls13_signals(f, PathBaselines.build([])))
 
     # The server's answer (frame 8 on) 80 ms late, as from a proxy that first fetched upstream.
     slow = _rewrite(PQ, tmp_path / "slow.pcap", late_from=(7, 0.08))

@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
     p.add_argument("--edition", choices=EDITIONS, default="current", help="edition of Apple's article (default current)")
     p.add_argument("--signatures", metavar="DIR", help="use this signatures directory instead of the packaged one")
     p.add_argument("--all-services", action="store_true", help="list every catalogue entry, also those not seen")
+    p.add_argument("--client", metavar="ADDR|MAC|CIDR",
+                   help="look at one device only (its every address: IPv4, IPv6, by MAC when the capture shows it)")
     p.add_argument("--fail-on", choices=("warning", "error"), help="exit 1 when a finding at or above this severity exists")
     p.set_defaults(func=cmd_analyze)
 
@@ -113,7 +115,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     with relaxed_gc():
         with progress_bar(args.files) as progress:
             analysis = analyze(args.files, edition=args.edition, signatures=args.signatures,
-                               all_services=args.all_services, progress=progress)
+                               all_services=args.all_services, progress=progress, client=args.client)
         report = analysis.report
         write_report(report, args.format, args.output, show_not_seen=args.all_services)
         if args.html:

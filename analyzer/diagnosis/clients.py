@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from analyzer.diagnosis.paths import ip_object
+from analyzer.errors import AnalyzerError
 from analyzer.flows.records import FlowRecord
 
 MAX_V6_PER_HOST = 16  # link-local, stable, temporary addresses of several prefixes; more is a router
@@ -91,7 +92,7 @@ class Devices:
         clients: list[str] = []
         for r in records:
             clients.append(r.client_ip)
-            mac = getattr(r, "client_mac", None)
+            mac = r.client_mac
             if mac:
                 by_mac[mac].add(r.client_ip)
         for ip, mac in bindings:
@@ -145,13 +146,17 @@ def _one_host(clients: set[str]) -> Device | None:
     return Device(tuple(sorted(clients, key=_order)), None, TIE_ONE_HOST)
 
 
+class ClientSpecError(AnalyzerError, ValueError):
+    """`--client` names no address, network or MAC address."""
+
+
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
 
 
 def devices_matching(devices: Devices, spec: str, clients: Iterable[str]) -> list[Device]:
     """The devices that `spec` names: a MAC address, an IP address or a CIDR (every address of each is kept).
 
-    Raises ValueError when `spec` is none of these.
+    Raises ClientSpecError when `spec` is none of these.
     """
     text = spec.strip().lower()
     found: dict[str, Device] = {}
@@ -165,7 +170,7 @@ def devices_matching(devices: Devices, spec: str, clients: Iterable[str]) -> lis
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise ValueError(f"--client {spec!r}: not an IP address, a CIDR or a MAC address") from None
+        raise ClientSpecError(f"--client {spec!r}: not an IP address, a CIDR or a MAC address") from None
     for ip in clients:
         addr = ip_object(ip)
         if addr is not None and addr.version == net.version and addr in net:

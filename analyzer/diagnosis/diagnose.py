@@ -66,8 +66,8 @@ class Diagnosis:
 
 def _devices(result: EngineResult) -> Devices:
     records = [f.flow for f in result.flows if f.flow.proto in (TCP, UDP)]
-    bindings = [(b.ip, b.mac) for b in getattr(result, "neighbors", ())]
-    on_device = any("pktap" in " ".join(c.link_types).lower() for c in result.captures)
+    bindings = [(b.ip, b.mac) for b in result.neighbors]
+    on_device = any(c.on_device for c in result.captures)
     return Devices.build(records, bindings, on_device)
 
 
@@ -221,8 +221,7 @@ def select_client(result: EngineResult, devices: Devices, spec: str) -> EngineRe
                               [t.client_ip for t in result.dns])
     keep = {a for d in chosen for a in d.addresses}
     return EngineResult(result.captures, [f for f in result.flows if f.flow.client_ip in keep],
-                        [t for t in result.dns if t.client_ip in keep], result.names, result.weird,
-                        **({"neighbors": result.neighbors} if hasattr(result, "neighbors") else {}))
+                        [t for t in result.dns if t.client_ip in keep], result.names, result.weird, result.neighbors)
 
 
 def diagnose(result: EngineResult, catalogue: Catalogue, *, all_services: bool = False,

@@ -116,6 +116,16 @@ def alert_text(tls: Mapping[str, Any] | None) -> str:
     return f"{alert.get('from', '?')} {alert.get('level', '?')} {alert.get('description', '?')}{suffix}"
 
 
+def clients_text(clients: Mapping[str, Any] | None) -> str:
+    """'1 of 3 failed' (or '3 ok') for a service row's client counts; '' when one client or none."""
+    c = clients or {}
+    tried = int(c.get("tried") or 0)
+    if tried < 1:
+        return ""
+    failed = int(c.get("failed") or 0)
+    return f"{failed} of {tried} failed" if failed else f"{c.get('ok', 0)} of {tried} ok"
+
+
 def leaf_issuer(flow: Mapping[str, Any]) -> str:
     certs = (flow.get("tls") or {}).get("certificates") or []
     return str(certs[0].get("issuer", "")) if certs else ""
@@ -184,8 +194,12 @@ def _services_table(services: list[Mapping[str, Any]]) -> Table:
     # Built here rather than with plain_table: the status cell carries a colour.
     # The service id is section/host, so those two columns stand for it.
     table = Table(title=None, show_lines=False, header_style="bold")
-    for header in ("status", "section", "host", "ports", "flows", "attempts", "verdicts", "names seen", "advice"):
-        short = header in ("status", "ports", "flows", "attempts")
+    # Several devices in the capture (a span port): which share of them each service failed for.
+    several = any(((s.get("clients") or {}).get("tried") or 0) > 1 for s in services)
+    headers = ("status", "section", "host", "ports", "flows", "attempts", *(("clients",) if several else ()),
+               "verdicts", "names seen", "advice")
+    for header in headers:
+        short = header in ("status", "ports", "flows", "attempts", "clients")
         table.add_column(header, overflow="fold", no_wrap=short,
                          justify="right" if header in ("flows", "attempts") else "left")
     for s in services:
@@ -197,6 +211,7 @@ def _services_table(services: list[Mapping[str, Any]]) -> Table:
             _t(" ".join(str(p) for p in s.get("ports") or []) + f" {s.get('protocol') or ''}".rstrip()),
             _t(s.get("flows", 0)),
             _t(s.get("attempts", "")),
+            *((_t(clients_text(s.get("clients"))),) if several else ()),
             _t(counts_text(s.get("by_verdict"))),
             _t(", ".join(map(str, s.get("names") or []))),
             _t(s.get("advice") or ""),
