@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -62,6 +63,9 @@ BACKENDS = [b for b, mod in (("pcapy", "pcapy"), ("scapy", "scapy")) if importli
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 ROOT = Path(analyzer.__file__).resolve().parent.parent
+# One SYN and nothing after it (a real capture): whether it went unanswered depends only on how long
+# the capture went on after it.
+SYN_ONLY = CORPUS / "suricata-verify" / "tests" / "bug-6733-syn-packet-flow-output" / "input.pcap"
 ETHERNET_CAPTURES = sorted(
     p for p in CORPUS.rglob("*") if p.suffix in (".pcap", ".pcapng") and p.stat().st_size < 3_000_000
 )
@@ -276,6 +280,49 @@ def test_writer_round_trip_and_interface_options(tmp_path: Path) -> None:
         assert f"Number of packets:   {len(packets)}" in capinfos
 
 
+def statistics_blocks(path: Path) -> list[dict[int, bytes]]:
+    """The options of each interface statistics block of a little-endian pcapng file, by code."""
+    data = path.read_bytes()
+    out: list[dict[int, bytes]] = []
+    pos = 0
+    while pos + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, pos)
+        if btype == 5:
+            opts: dict[int, bytes] = {}
+            o = pos + 20
+            while o + 4 <= pos + blen - 4:
+                code, olen = struct.unpack_from("<HH", data, o)
+                if code == 0:
+                    break
+                opts[code] = data[o + 4:o + 4 + olen]
+                o += 4 + olen + (-olen) % 4
+            out.append(opts)
+        pos += blen
+    return out
+
+
+def test_writer_records_the_stop_in_an_interface_statistics_block(tmp_path: Path) -> None:
+    packets = list(open_capture(SYN_ONLY))
+    end = packets[-1].ts + 6.5
+    out = tmp_path / "w.pcapng"
+    w = PcapngWriter(out, 1, 262144, "en0", "tcp")
+    for raw in packets:
+        w.write(raw)
+    w.close(end=end, accepted=10, dropped=2)
+    ticks = round(end * 1_000_000)
+    assert statistics_blocks(out) == [{3: struct.pack("<II", ticks >> 32, ticks & 0xFFFFFFFF),
+                                       6: struct.pack("<Q", 10), 7: struct.pack("<Q", 2)}]
+    reader = open_capture(out)
+    assert len(list(reader)) == len(packets) and not reader.weird and not reader.truncated
+    if shutil.which("capinfos"):
+        capinfos = subprocess.run(["capinfos", str(out)], capture_output=True, text=True, check=True).stdout
+        assert "Number of stat entries = 1" in capinfos
+    # Closed without a stop moment (an error path): no statistics.
+    w = PcapngWriter(out, 1, 262144, "en0")
+    w.close()
+    assert statistics_blocks(out) == []
+
+
 def test_writer_rotates_by_size_and_keeps_the_newest(tmp_path: Path) -> None:
     packets = list(open_capture(corpus("browsers-x509.pcapng")))
     w = PcapngWriter(tmp_path / "cap.pcapng", 1, 262144, "en0", max_bytes=8192)
@@ -387,11 +434,6 @@ def test_rollup_drops_stream_bytes_of_judged_flows() -> None:
 
 # -- the end of a live capture: silence is time too ------------------------------------------------
 
-# One SYN and nothing after it (a real capture): whether it went unanswered depends only on how long
-# the capture went on after it.
-SYN_ONLY = CORPUS / "suricata-verify" / "tests" / "bug-6733-syn-packet-flow-output" / "input.pcap"
-
-
 def report_until(path: Path, stop: float | None) -> dict[str, Any]:
     """The offline report of `path` had its capture stopped at `stop` (packet time), as a live one is."""
     engine = Engine()
@@ -461,18 +503,24 @@ class RetimedSource:
         pass
 
 
-def test_live_capture_ends_when_stopped_on_the_packets_clock() -> None:
+def test_live_capture_ends_when_stopped_on_the_packets_clock(tmp_path: Path) -> None:
     # A TLS session, then a SYN that nothing answers, replayed at a fixed rate; stopped 6 s later.
     # The kernel's clock runs an hour behind ours: the stop is mapped onto the packets' clock.
     src = RetimedSource([corpus("tls1.2.pcap"), SYN_ONLY], skew=-3600.0, silence=6.0)
     spec = resolve_filter("")
-    session = LiveSession(src, spec, catalogue())
+    written = tmp_path / "w.pcapng"
+    session = LiveSession(src, spec, catalogue(), writer=PcapngWriter(written, src.linktype, src.snaplen, src.iface))
     src.session = session
     session.run(handle_signals=False)
     report = session.report()
     cap = report["captures"][0]
     assert cap["stopped_by"] == "interrupted" and cap["last_packet_ts"] == src.stamped[-1]
     assert 6.0 - 0.1 < cap["last_ts"] - cap["last_packet_ts"] < 6.0 + 0.5  # not an hour off
+    # The file it wrote says when the capture ended.
+    (isb,) = statistics_blocks(written)
+    hi, lo = struct.unpack("<II", isb[3])
+    assert ((hi << 32) | lo) == round(cap["last_ts"] * 1_000_000)
+    assert struct.unpack("<Q", isb[6]) == (len(src.stamped),) and struct.unpack("<Q", isb[7]) == (0,)
     syn = [f for f in report["flows"] if f["server"]["port"] == 25]
     assert [(f["verdict"], f["end_reason"], f["open_at_end"]) for f in syn] == \
            [("no_response", "attempt_timeout", False)]

@@ -260,6 +260,10 @@ class LiveSession:
         judged = report["summary"]
         self._final = dataclasses.replace(st, active_flows=len(self.engine.table), flows_done=judged["flows"],
                                           dns=sum(judged["dns_by_verdict"].values()))
+        if self.writer is not None and summary.last_ts is not None:
+            live = not self.source.offline  # a file has no kernel counts
+            self.writer.close(end=summary.last_ts, accepted=st.kernel.received if live else None,
+                              dropped=st.kernel.dropped if live else None)
         self.close()
         return report
 
