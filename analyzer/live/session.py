@@ -192,9 +192,10 @@ class LiveSession:
         The packets' clock is the kernel's wall clock, read later than it
         stamped: the stop moment minus the smallest delay seen between a
         packet's stamp and its reading. Whatever the two clocks' difference,
-        that is never later than the true stop on the packets' clock (by at
-        most the kernel's block timeout earlier), so no silence is claimed
-        that the capture did not see. None before the first packet.
+        that is never later than the true stop on the packets' clock (earlier
+        by that smallest delay, with steady traffic well under the kernel's
+        100 ms block timeout), so no silence is claimed that the capture did
+        not see. None before the first packet.
         """
         if self.last_ts is None:
             return None
