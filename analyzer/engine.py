@@ -193,6 +193,15 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - the error boundary, as in feed
             self._internal("packet", exc)
 
+    def advance(self, ts: float) -> None:
+        """Move the capture's clock to `ts` with no packet: a live capture's stop, later than its last packet.
+
+        Silence is time too: flows whose timers fall due by `ts` end as they
+        would have had a packet come then (an unanswered SYN by its attempt
+        timeout, not open at the end); `finish()` then ends the rest.
+        """
+        self.skip([ts])
+
     def _finished(self, recs: Sequence[FlowRecord]) -> None:
         for rec in recs:
             self._flow_done(rec)

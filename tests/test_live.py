@@ -8,13 +8,16 @@ test_live_lab.py does the same over a real interface with tcpreplay.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,8 @@ from analyzer.capture.decode import decode
 from analyzer.capture.reader import RawPacket, open_capture
 from analyzer.catalogue import load_catalogue
 from analyzer.dnsmap import NameMap
-from analyzer.engine import EngineConfig
+from analyzer.diagnosis import build_report, diagnose
+from analyzer.engine import Engine, EngineConfig
 from analyzer.errors import CaptureError
 from analyzer.flows.config import FlowConfig
 from analyzer.live.bpf import (
@@ -42,6 +46,7 @@ from analyzer.live.heads import DEFAULT_SMALL_TCP, HeadKeeper, tcp_segment_matte
 from analyzer.live.rolling import RollingNames, Rollup, ServiceTally, _worse, view_table
 from analyzer.live.session import LiveSession
 from analyzer.live.source import (
+    KernelStats,
     LiveCaptureError,
     check_interface,
     compile_user_filter,
@@ -58,6 +63,9 @@ BACKENDS = [b for b, mod in (("pcapy", "pcapy"), ("scapy", "scapy")) if importli
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 ROOT = Path(analyzer.__file__).resolve().parent.parent
+# One SYN and nothing after it (a real capture): whether it went unanswered depends only on how long
+# the capture went on after it.
+SYN_ONLY = CORPUS / "suricata-verify" / "tests" / "bug-6733-syn-packet-flow-output" / "input.pcap"
 ETHERNET_CAPTURES = sorted(
     p for p in CORPUS.rglob("*") if p.suffix in (".pcap", ".pcapng") and p.stat().st_size < 3_000_000
 )
@@ -272,6 +280,49 @@ def test_writer_round_trip_and_interface_options(tmp_path: Path) -> None:
         assert f"Number of packets:   {len(packets)}" in capinfos
 
 
+def statistics_blocks(path: Path) -> list[dict[int, bytes]]:
+    """The options of each interface statistics block of a little-endian pcapng file, by code."""
+    data = path.read_bytes()
+    out: list[dict[int, bytes]] = []
+    pos = 0
+    while pos + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, pos)
+        if btype == 5:
+            opts: dict[int, bytes] = {}
+            o = pos + 20
+            while o + 4 <= pos + blen - 4:
+                code, olen = struct.unpack_from("<HH", data, o)
+                if code == 0:
+                    break
+                opts[code] = data[o + 4:o + 4 + olen]
+                o += 4 + olen + (-olen) % 4
+            out.append(opts)
+        pos += blen
+    return out
+
+
+def test_writer_records_the_stop_in_an_interface_statistics_block(tmp_path: Path) -> None:
+    packets = list(open_capture(SYN_ONLY))
+    end = packets[-1].ts + 6.5
+    out = tmp_path / "w.pcapng"
+    w = PcapngWriter(out, 1, 262144, "en0", "tcp")
+    for raw in packets:
+        w.write(raw)
+    w.close(end=end, accepted=10, dropped=2)
+    ticks = round(end * 1_000_000)
+    assert statistics_blocks(out) == [{3: struct.pack("<II", ticks >> 32, ticks & 0xFFFFFFFF),
+                                       6: struct.pack("<Q", 10), 7: struct.pack("<Q", 2)}]
+    reader = open_capture(out)
+    assert len(list(reader)) == len(packets) and not reader.weird and not reader.truncated
+    if shutil.which("capinfos"):
+        capinfos = subprocess.run(["capinfos", str(out)], capture_output=True, text=True, check=True).stdout
+        assert "Number of stat entries = 1" in capinfos
+    # Closed without a stop moment (an error path): no statistics.
+    w = PcapngWriter(out, 1, 262144, "en0")
+    w.close()
+    assert statistics_blocks(out) == []
+
+
 def test_writer_rotates_by_size_and_keeps_the_newest(tmp_path: Path) -> None:
     packets = list(open_capture(corpus("browsers-x509.pcapng")))
     w = PcapngWriter(tmp_path / "cap.pcapng", 1, 262144, "en0", max_bytes=8192)
@@ -307,6 +358,8 @@ def test_live_pipeline_gives_the_offline_verdicts(name: str, tmp_path: Path) -> 
     cap = report["captures"][0]
     assert cap["stopped_by"] == "end of file" and cap["dropped"] == 0
     assert cap["packets"] == session.kept == cap["read"] - cap["shed"]
+    assert cap["last_ts"] == cap["last_packet_ts"]  # a file ends at its last packet, as offline
+    assert session.status().flows_done == report["summary"]["flows"]
     # The live report is the offline report of the file it wrote...
     again = offline(str(written))
     for key in ("flows", "dns", "services", "findings", "summary", "weird"):
@@ -377,6 +430,119 @@ def test_rollup_drops_stream_bytes_of_judged_flows() -> None:
     session.roll()
     assert all(f.flow.client.stream is None and f.flow.server.stream is None for f in session.engine.flows)
     assert session.rollup.seen.flows == len(session.engine.flows)
+
+
+# -- the end of a live capture: silence is time too ------------------------------------------------
+
+def report_until(path: Path, stop: float | None) -> dict[str, Any]:
+    """The offline report of `path` had its capture stopped at `stop` (packet time), as a live one is."""
+    engine = Engine()
+    cap = engine.read(path)
+    if stop is not None:
+        engine.advance(stop)
+        engine.captures = [dataclasses.replace(cap, last_ts=stop)]
+    result = engine.finish()
+    return build_report(result, diagnose(result, catalogue()), catalogue())
+
+
+def test_engine_judges_the_silence_between_the_last_packet_and_the_stop() -> None:
+    (syn,) = report_until(SYN_ONLY, None)["flows"]
+    t = syn["ts_start"]
+    assert (syn["verdict"], syn["end_reason"], syn["open_at_end"]) == ("incomplete", "end_of_capture", True)
+    # Stopped half a second after the SYN: still too soon to call it unanswered.
+    (f,) = report_until(SYN_ONLY, t + 0.5)["flows"]
+    assert (f["verdict"], f["end_reason"], f["open_at_end"]) == ("incomplete", "end_of_capture", True)
+    # Two seconds: unanswered, though its attempt timer (5 s) has not fired yet.
+    (f,) = report_until(SYN_ONLY, t + 2.0)["flows"]
+    assert (f["verdict"], f["end_reason"], f["open_at_end"]) == ("no_response", "end_of_capture", True)
+    # Six: the attempt timer fired in the silence, as a packet at that time would have made it fire.
+    report = report_until(SYN_ONLY, t + 6.0)
+    (f,) = report["flows"]
+    assert (f["verdict"], f["end_reason"], f["open_at_end"]) == ("no_response", "attempt_timeout", False)
+    assert f["ts_end"] == t and report["captures"][0]["last_ts"] == t + 6.0
+    # A stop before the clock changes nothing.
+    assert report_until(SYN_ONLY, t - 1.0)["flows"][0]["verdict"] == "incomplete"
+
+
+class RetimedSource:
+    """Capture files as a live interface fed at a fixed rate: `per_batch` packets a read, stamped when read
+    by a kernel clock `skew` seconds off ours (the original timing is gone, as with `tcpreplay --pps`).
+    Once every packet is read, Ctrl-C comes `silence` seconds later (the stop, given explicitly)."""
+
+    backend = "retimed"
+    offline = False
+    exhausted = False
+    filter = ""
+    snaplen = 262_144
+    iface = "retimed0"
+
+    def __init__(self, paths: list[Path], skew: float, silence: float, per_batch: int = 8) -> None:
+        self.packets = [raw for p in paths for raw in open_capture(p)]
+        self.linktype = self.packets[0].linktype
+        self.skew, self.silence, self.per_batch = skew, silence, per_batch
+        self.received = 0
+        self.stamped: list[float] = []
+        self.session: LiveSession | None = None
+
+    def read(self, keep: Any = None) -> tuple[list[RawPacket], int]:
+        if not self.packets:
+            assert self.session is not None
+            self.session.stop("interrupted", at=time.time() + self.silence)
+            return [], 0
+        batch, self.packets = self.packets[:self.per_batch], self.packets[self.per_batch:]
+        now = time.time() + self.skew
+        out = [raw._replace(ts=now - (len(batch) - i) * 1e-6) for i, raw in enumerate(batch)]  # stamped, then read
+        self.stamped.extend(r.ts for r in out)
+        self.received += len(out)
+        return out, len(out)
+
+    def stats(self) -> KernelStats:
+        return KernelStats(self.received, 0, 0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_live_capture_ends_when_stopped_on_the_packets_clock(tmp_path: Path) -> None:
+    # A TLS session, then a SYN that nothing answers, replayed at a fixed rate; stopped 6 s later.
+    # The kernel's clock runs an hour behind ours: the stop is mapped onto the packets' clock.
+    src = RetimedSource([corpus("tls1.2.pcap"), SYN_ONLY], skew=-3600.0, silence=6.0)
+    spec = resolve_filter("")
+    written = tmp_path / "w.pcapng"
+    session = LiveSession(src, spec, catalogue(), writer=PcapngWriter(written, src.linktype, src.snaplen, src.iface))
+    src.session = session
+    session.run(handle_signals=False)
+    report = session.report()
+    cap = report["captures"][0]
+    assert cap["stopped_by"] == "interrupted" and cap["last_packet_ts"] == src.stamped[-1]
+    assert 6.0 - 0.1 < cap["last_ts"] - cap["last_packet_ts"] < 6.0 + 0.5  # not an hour off
+    # The file it wrote says when the capture ended.
+    (isb,) = statistics_blocks(written)
+    hi, lo = struct.unpack("<II", isb[3])
+    assert ((hi << 32) | lo) == round(cap["last_ts"] * 1_000_000)
+    assert struct.unpack("<Q", isb[6]) == (len(src.stamped),) and struct.unpack("<Q", isb[7]) == (0,)
+    syn = [f for f in report["flows"] if f["server"]["port"] == 25]
+    assert [(f["verdict"], f["end_reason"], f["open_at_end"]) for f in syn] == \
+           [("no_response", "attempt_timeout", False)]
+    # Everything else is judged as offline, the original timing notwithstanding.
+    others = [v for v in verdicts(report) if v[4] != 25]
+    assert others == verdicts(offline(str(corpus("tls1.2.pcap"))))
+    # The last status line counts what the report counts.
+    st = session.status()
+    assert (st.flows_done, st.active_flows) == (report["summary"]["flows"], 0)
+    assert st.dns == sum(report["summary"]["dns_by_verdict"].values())
+
+
+def test_live_capture_without_a_stop_moment_ends_at_its_last_packet() -> None:
+    # Stopped before any silence (or a file read as a live source): nothing is claimed past the last packet.
+    src = RetimedSource([SYN_ONLY], skew=0.0, silence=0.0)
+    session = LiveSession(src, resolve_filter(""), catalogue())
+    src.session = session
+    session.run(handle_signals=False)
+    report = session.report()
+    cap = report["captures"][0]
+    assert cap["last_ts"] - cap["last_packet_ts"] < 0.5
+    assert [f["verdict"] for f in report["flows"]] == ["incomplete"]
 
 
 def test_rolling_names_answer_like_name_map() -> None:
@@ -482,4 +648,6 @@ def test_cli_replay_writes_every_offline_format(fmt: str, tmp_path: Path) -> Non
     if fmt == "json":
         report = json.loads(text)
         assert report["captures"][0]["written"] == [str(written)]
+        # The last status line counts what the report counts (not only what the roll-ups had judged).
+        assert f"flows {report['summary']['flows']} done, 0 active" in proc.stderr
         assert report["flows"] == offline(str(written))["flows"]

@@ -14,6 +14,8 @@ engine are counted as our own backlog. Both go into the report's
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -79,19 +81,30 @@ class LiveSession:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self.lag = 0.0
+        self._offset = math.inf
+        """Smallest (wall clock at reading - packet time) seen: maps the wall clock to the packets' clock."""
         self.max_roll = 0.0
         """Longest pause of reading for the periodic roll-up and view (seconds): the kernel buffer must span it."""
         self.started = time.monotonic()
         self.stopped_by: str | None = None
+        self.stopped_at: float | None = None
+        """When the capture was stopped (wall clock, `time.time()`); None for a file."""
         self._stop = False
         self._backlog = 0
         self._final_stats: KernelStats | None = None
+        self._final: LiveStatus | None = None
 
     # -- control ------------------------------------------------------------------------------------
-    def stop(self, why: str = "stopped") -> None:
-        """Ask the loop to end after the current batch (safe from a signal handler)."""
+    def stop(self, why: str = "stopped", at: float | None = None) -> None:
+        """Ask the loop to end after the current batch (safe from a signal handler).
+
+        `at`: the moment the capture stopped, wall clock (default: now). A
+        file read as a live source ends at its last packet instead.
+        """
         if not self._stop:
             self.stopped_by = why
+            if not self.source.offline:
+                self.stopped_at = time.time() if at is None else at
         self._stop = True
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -145,7 +158,9 @@ class LiveSession:
             self.first_ts = packets[0].ts
         self.last_ts = packets[-1].ts
         if not self.source.offline:
-            self.lag = max(self.lag, time.time() - packets[-1].ts)
+            behind = time.time() - packets[-1].ts
+            self.lag = max(self.lag, behind)
+            self._offset = min(self._offset, behind)
         return n
 
     def _drain(self) -> None:
@@ -170,13 +185,35 @@ class LiveSession:
         self.rollup.step(self.engine, self.capture_summary())
 
     # -- results ------------------------------------------------------------------------------------
+    @property
+    def capture_end(self) -> float | None:
+        """When the capture ended, on the packets' clock: the stop moment, or the last packet if later.
+
+        The packets' clock is the kernel's wall clock, read later than it
+        stamped: the stop moment minus the smallest delay seen between a
+        packet's stamp and its reading. Whatever the two clocks' difference,
+        that is never later than the true stop on the packets' clock (earlier
+        by that smallest delay, with steady traffic well under the kernel's
+        100 ms block timeout), so no silence is claimed that the capture did
+        not see. None before the first packet.
+        """
+        if self.last_ts is None:
+            return None
+        if self.stopped_at is None or self._offset == math.inf:
+            return self.last_ts
+        return max(self.last_ts, self.stopped_at - self._offset)
+
     def status(self) -> LiveStatus:
+        """The counters now; after `report()`, the report's own (every flow judged, none active)."""
+        if self._final is not None:
+            return self._final
         stats = self._final_stats or self.source.stats()
         return LiveStatus(time.monotonic() - self.started, self.read, self.kept,
                           self.keeper.shed if self.keeper is not None else 0, stats, self._backlog,
                           len(self.engine.table), self.rollup.seen.flows, self.rollup.seen.dns, self.lag)
 
-    def capture_summary(self) -> CaptureSummary:
+    def capture_summary(self, end: float | None = None) -> CaptureSummary:
+        """The capture so far; `end`: its end if later than the last packet (the stop, at the final report)."""
         st = self.status()
         weird: list[tuple[str, int]] = []
         if st.kernel.dropped:
@@ -187,14 +224,18 @@ class LiveSession:
             weird.append(("capture_interface_dropped", st.kernel.ifdropped))
         return CaptureSummary(
             source=f"live:{self.source.iface}", format=f"live-{self.source.backend}", packets=self.kept,
-            bytes=self.bytes, first_ts=self.first_ts, last_ts=self.last_ts,
+            bytes=self.bytes, first_ts=self.first_ts,
+            last_ts=end if end is not None and self.last_ts is not None and end > self.last_ts else self.last_ts,
             link_types=(linktype_name(self.source.linktype),), truncated=False, dropped=st.dropped,
             weird=tuple(weird))
 
     def report(self) -> dict[str, Any]:
         """The final report (call after `run`); closes the source and the --write file."""
         st = self.status()
-        summary = self.capture_summary()
+        end = self.capture_end
+        if end is not None and self.last_ts is not None and end > self.last_ts:
+            self.engine.advance(end)
+        summary = self.capture_summary(end)
         self.engine.weird.update(dict(summary.weird))
         self.rollup.step(self.engine, summary)
         extra: dict[str, Any] = {
@@ -203,6 +244,7 @@ class LiveSession:
             "filter": self.spec.describe(self.head_segments),
             "kernel_filter": self.source.filter,
             "stopped_by": self.stopped_by,
+            "last_packet_ts": self.last_ts,
             "seconds": round(st.elapsed, 3),
             "read": st.read,
             "shed": st.shed,
@@ -214,6 +256,15 @@ class LiveSession:
             "written": [str(p) for p in self.writer.paths] if self.writer is not None else [],
         }
         report = self.rollup.final_report(self.engine, summary, extra)
+        # The run's counters counted what the roll-ups had judged; the flows and DNS transactions
+        # still open at the end are judged only now: the last status says what the report says.
+        judged = report["summary"]
+        self._final = dataclasses.replace(st, active_flows=len(self.engine.table), flows_done=judged["flows"],
+                                          dns=sum(judged["dns_by_verdict"].values()))
+        if self.writer is not None and summary.last_ts is not None:
+            live = not self.source.offline  # a file has no kernel counts
+            self.writer.close(end=summary.last_ts, accepted=st.kernel.received if live else None,
+                              dropped=st.kernel.dropped if live else None)
         self.close()
         return report
 

@@ -10,6 +10,15 @@ opened: FILE, then FILE's stem with .1, .2, ... before the suffix
 (`cap.pcapng`, `cap.1.pcapng`, ...). With `keep` set, only the newest `keep`
 files stay on disk; the older ones are deleted as new ones open, so the disk
 use is bounded (`keep * max_bytes`). Each file is a complete pcapng file.
+
+A live capture ends when it is stopped, not at its last packet; `close(end=)`
+records that moment in an interface statistics block (`isb_endtime`, with
+the kernel's `isb_filteraccept` and `isb_osdrop`) at the end of the last
+file, where dumpcap writes its own: the silence after the last packet is
+part of the capture, and the file says how long it was. (The offline
+reader does not read it yet: `analyze` on the file judges at its last
+packet, so a request the live run saw go unanswered in that silence can
+read `incomplete` there.)
 """
 
 from __future__ import annotations
@@ -26,11 +35,12 @@ __all__ = ["DEFAULT_ROTATE_BYTES", "PcapngWriter"]
 
 DEFAULT_ROTATE_BYTES = 256 << 20
 
-_BT_SHB, _BT_IDB, _BT_EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
+_BT_SHB, _BT_IDB, _BT_EPB, _BT_ISB = 0x0A0D0D0A, 0x00000001, 0x00000006, 0x00000005
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _OPT_END, _OPT_COMMENT = 0, 1
 _SHB_USERAPPL = 4
 _IF_NAME, _IF_TSRESOL, _IF_FILTER = 2, 9, 11
+_ISB_ENDTIME, _ISB_FILTERACCEPT, _ISB_OSDROP = 3, 6, 7
 _TSRESOL_USEC = 6
 _EPB_HEAD = struct.Struct("<IIIIIII")  # type, length, interface, ts high, ts low, caplen, wirelen
 
@@ -55,6 +65,24 @@ def _header(linktype: int, snaplen: int, iface: str, bpf: str, app: str) -> byte
         idb += _option(_IF_FILTER, b"\0" + bpf.encode())  # type 0: a libpcap filter string
     idb += _option(_OPT_END, b"")
     return _block(_BT_SHB, shb) + _block(_BT_IDB, idb)
+
+
+def _ticks(ts: float) -> tuple[int, int]:
+    """A time in the interface's resolution (microseconds), as pcapng's high and low words."""
+    ticks = round(ts * 1_000_000)
+    return ticks >> 32, ticks & 0xFFFFFFFF
+
+
+def _statistics(end: float, accepted: int | None, dropped: int | None) -> bytes:
+    """The interface statistics block of a capture that ended at `end` (interface 0)."""
+    hi, lo = _ticks(end)
+    isb = struct.pack("<III", 0, hi, lo) + _option(_ISB_ENDTIME, struct.pack("<II", hi, lo))
+    if accepted is not None:
+        isb += _option(_ISB_FILTERACCEPT, struct.pack("<Q", accepted))
+    if dropped is not None:
+        isb += _option(_ISB_OSDROP, struct.pack("<Q", dropped))
+    isb += _option(_OPT_END, b"")
+    return _block(_BT_ISB, isb)
 
 
 class PcapngWriter:
@@ -108,7 +136,7 @@ class PcapngWriter:
             raise ValueError("writer is closed")
         data = raw.data
         caplen = len(data)
-        ticks = round(raw.ts * 1_000_000)
+        ticks = round(raw.ts * 1_000_000)  # as _ticks, inline: this runs for every packet
         pad = (-caplen) % 4
         length = 32 + caplen + pad
         if self._size + length > self.max_bytes and self._size > len(self._header):
@@ -131,7 +159,13 @@ class PcapngWriter:
         if self._fh is not None:
             self._fh.flush()
 
-    def close(self) -> None:
+    def close(self, end: float | None = None, accepted: int | None = None, dropped: int | None = None) -> None:
+        """Close the last file; `end`: when the capture stopped (packet clock), recorded with the kernel's
+        counts of packets its filter accepted and it dropped."""
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            try:
+                if end is not None:
+                    self._fh.write(_statistics(end, accepted, dropped))
+            finally:
+                self._fh.close()
+                self._fh = None

@@ -12,6 +12,12 @@ own, while `apple-net live` sniffs the other end with the default filter and
   DNS transaction: what the default filter sheds changes no verdict;
 * nothing was dropped, and the report says which filter ran.
 
+Then a replay at a fixed packet rate (`tcpreplay --pps`), which destroys the
+original timing, followed by seconds of silence before Ctrl-C: the live run
+still gives the offline verdicts, because a live capture ends when it is
+stopped, not at its last packet (SYNs that nothing answered are
+`no_response`, not `incomplete`).
+
 The scenarios run in a few lanes (veth pairs) at once to keep the wall time
 small; one live process per scenario, so no scenario's flows or DNS answers
 give context to another's.
@@ -19,6 +25,7 @@ give context to another's.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -37,7 +44,10 @@ from typing import Any
 import pytest
 
 import analyzer
+from analyzer.capture.reader import open_capture
 from analyzer.catalogue import load_catalogue
+from analyzer.diagnosis import build_report, diagnose
+from analyzer.engine import Engine
 from analyzer.lab.scenarios import ClientFiles, build_scenarios
 from analyzer.live.bpf import resolve_filter
 from analyzer.live.session import LiveSession
@@ -79,12 +89,12 @@ def _dns_verdicts(report: dict[str, Any]) -> list[tuple[Any, ...]]:
 class Lanes:
     """Veth pairs in namespaces named like the lab's (anl<pid>-...), so a dead run's are cleaned up."""
 
-    def __init__(self, n: int) -> None:
-        self.prefix = f"anl{os.getpid()}-lv"
+    def __init__(self, n: int, tag: str = "lv") -> None:
+        self.prefix = f"anl{os.getpid()}-{tag}"
         self.pairs: list[tuple[str, str, str, str]] = []  # (ns_a, if_a, ns_b, if_b)
         for i in range(n):
             ns_a, ns_b = f"{self.prefix}{i}a", f"{self.prefix}{i}b"
-            if_a, if_b = f"lvr{i}a", f"lvr{i}b"
+            if_a, if_b = f"{tag}r{i}a", f"{tag}r{i}b"
             _sh("ip", "netns", "add", ns_a)
             _sh("ip", "netns", "add", ns_b)
             _sh("ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
@@ -101,7 +111,14 @@ class Lanes:
             _sh("ip", "netns", "del", ns_b, check=False)
 
 
-def _live_one(lane: tuple[str, str, str, str], name: str, pcap: Path, out: Path, backend: str) -> LiveRun:
+def _live_one(lane: tuple[str, str, str, str], name: str, pcap: Path, out: Path, backend: str,
+             pps: int | None = None, silence: float = 1.25) -> LiveRun:
+    """`apple-net live` on one end of the lane while tcpreplay sends `pcap` into the other; Ctrl-C
+    `silence` seconds after the replay. `pps`: a fixed packet rate instead of the recorded pace.
+
+    The default silence is longer than the diagnosis's "too soon to tell" second (TOO_SOON), with room
+    for the stop's mapping onto the packets' clock (at most the kernel's 100 ms block timeout early):
+    no request is then on that boundary, where a millisecond of replay jitter could flip a verdict."""
     ns_a, if_a, ns_b, if_b = lane
     written, rep = out / f"{name}.live.pcapng", out / f"{name}.live.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -127,9 +144,11 @@ def _live_one(lane: tuple[str, str, str, str], name: str, pcap: Path, out: Path,
         assert ready.wait(60), f"{name}: live never started: {''.join(lines)}"
         # Real-time priority and a preloaded file: the recorded pace (TLS 1.3 interception is judged
         # partly on timing) survives a busy machine.
-        replay = _sh("ip", "netns", "exec", ns_a, "chrt", "-f", "20", "tcpreplay", "-q", "-K", "-i", if_a, str(pcap))
+        pace = [f"--pps={pps}"] if pps else []
+        replay = _sh("ip", "netns", "exec", ns_a, "chrt", "-f", "20", "tcpreplay", "-q", "-K", *pace, "-i", if_a,
+                     str(pcap))
         assert replay.returncode == 0, replay.stderr
-        time.sleep(0.5)  # the kernel hands over a block after its 100 ms timeout
+        time.sleep(silence)  # at least the kernel's 100 ms block timeout, so it hands over the last block
         live.send_signal(2)  # Ctrl-C: the final report
         code = live.wait(60)
     finally:
@@ -178,6 +197,29 @@ def _offline(path: str) -> dict[str, Any]:
     return analyzer.analyze(path).report
 
 
+def _replay_shift(original: Path, written: Path) -> float:
+    """How far the live clock is from the original's: the first packet written, against its original.
+
+    The same bytes went over the wire; the first frame of the original with them is that packet
+    (an identical frame before it would have passed the filter too). tcpreplay keeps the recorded
+    gaps to within a millisecond or so, so one packet maps the whole run."""
+    first = next(iter(open_capture(written)))
+    match = next(raw for raw in open_capture(original) if raw.data == first.data)
+    return first.ts - match.ts
+
+
+def _offline_until(path: Path, end: float) -> dict[str, Any]:
+    """The offline report of `path` had its capture stopped at `end`, as the live run that wrote it was."""
+    catalogue = load_catalogue(None, edition="current")
+    engine = Engine()
+    cap = engine.read(path)
+    if cap.last_ts is not None and end > cap.last_ts:
+        engine.advance(end)
+        engine.captures = [dataclasses.replace(cap, last_ts=end)]
+    result = engine.finish()
+    return build_report(result, diagnose(result, catalogue), catalogue)
+
+
 @functools.cache
 def _filtered(path: str) -> dict[str, Any]:
     spec = resolve_filter()
@@ -200,8 +242,10 @@ def test_live_equals_offline(live_runs: dict[str, LiveRun], name: str) -> None:
     assert cap["packets"] == cap["read"] - cap["shed"] > 0
     assert cap["written"] == [str(run.written)]
 
-    # 1. The same engine: the live report is the offline report of what it wrote.
-    written = _offline(str(run.written))
+    # 1. The same engine: the live report is the offline report of what it wrote, stopped when it stopped
+    #    (a live capture ends at Ctrl-C, not at its last packet).
+    assert cap["last_ts"] >= cap["last_packet_ts"]
+    written = _offline_until(run.written, cap["last_ts"])
     assert written["captures"][0]["packets"] == cap["packets"]
     for key in ("flows", "dns", "services", "findings", "summary", "weird"):
         assert live[key] == written[key], key
@@ -214,7 +258,13 @@ def test_live_equals_offline(live_runs: dict[str, LiveRun], name: str) -> None:
         assert _flow_verdicts(filtered) == _flow_verdicts(original)
         assert _dns_verdicts(filtered) == _dns_verdicts(original)
 
-    # 3. And over the wire too: the whole original capture, offline, says what the live run said.
+    # 3. And over the wire too: the whole original capture, offline, says what the live run said,
+    #    had it been stopped as long after its last packet as the live run was. (The live run saw
+    #    that silence: a request it holds unanswered for a second is `no_response`, where the
+    #    original, cut half a second after it, says `incomplete`, as dns_no_response's does.) The
+    #    live end is put on the original's clock through a packet both hold: the original's own last
+    #    packet may be one the filter shed (an ARP), so its time says nothing of the live run's end.
+    original = _offline_until(run.original, cap["last_ts"] - _replay_shift(run.original, run.written))
     if name.endswith("_tls13_trust"):
         # TLS 1.3 through a proxy the client trusts shows no certificate and no alert: the verdict
         # rests on the proxy's TTL plus a ServerHello delay (tests/lab/test_lab_verdicts.py), and
@@ -240,3 +290,66 @@ def test_live_equals_offline(live_runs: dict[str, LiveRun], name: str) -> None:
         return Counter(f["kind"] for f in report["findings"] if f["kind"] != "possible_tls_interception")
 
     assert kinds(live) == kinds(original)
+
+
+# -- a replay at a fixed rate, then silence -------------------------------------------------------------
+
+# Scenarios whose unanswered SYNs (and, in mixed_session, an unanswered DNS query) come near the end:
+# replayed at a fixed rate, the capture's last packet follows them within a fraction of a second.
+PPS_SCENARIOS = ("syn_blackholed", "mixed_session")
+PPS = 100
+SILENCE = 6.0
+"""Seconds between the replay's end and Ctrl-C: longer than the 5 s attempt timeout of an unanswered SYN."""
+
+
+@pytest.fixture(scope="module")
+def pps_runs(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, LiveRun]:
+    if shutil.which("tcpreplay") is None:
+        pytest.fail("tcpreplay is not installed: the live lab tests need it (apt-get install tcpreplay)")
+    backend = "pcapy" if HAS_PCAPY else "scapy"
+    out = tmp_path_factory.mktemp("live-pps")
+    lanes = Lanes(len(PPS_SCENARIOS), tag="lp")
+
+    def job(name: str, lane: tuple[str, str, str, str]) -> LiveRun:
+        return _live_one(lane, name, lab.results[name].pcap, out, backend, pps=PPS, silence=SILENCE)
+
+    try:
+        with ThreadPoolExecutor(len(PPS_SCENARIOS)) as pool:
+            return {run.name: run for run in pool.map(job, PPS_SCENARIOS, lanes.pairs)}
+    finally:
+        lanes.close()
+
+
+@pytest.mark.parametrize("name", PPS_SCENARIOS)
+def test_live_over_a_fixed_rate_replay_gives_the_offline_verdicts(pps_runs: dict[str, LiveRun], name: str) -> None:
+    run = pps_runs[name]
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    live = run.report
+    cap = live["captures"][0]
+    assert cap["dropped"] == 0 and cap["stopped_by"] == "interrupted"
+    # The capture ended at Ctrl-C, seconds after its last packet: that silence is part of it.
+    assert cap["last_ts"] - cap["last_packet_ts"] > SILENCE - 0.5
+
+    # The same packets judged at their last packet leave something open that the silence decides
+    # (what this test is about)...
+    at_last_packet = _offline(str(run.written))
+    assert at_last_packet["summary"]["by_verdict"].get("incomplete"), at_last_packet["summary"]
+    # ...and the live run, stopped after the silence, says what the original capture says offline.
+    original = _offline(str(run.original))
+    assert _flow_verdicts(live) == _flow_verdicts(original)
+    assert _dns_verdicts(live) == _dns_verdicts(original)
+    assert live["summary"]["by_verdict"] == original["summary"]["by_verdict"]
+    assert live["summary"]["services_by_status"] == original["summary"]["services_by_status"]
+    # The SYNs nothing answered were judged in the silence: ended by their attempt timer, not left open.
+    unanswered = [f for f in live["flows"] if f["proto"] == "tcp" and f["state"] == "S0"]
+    assert unanswered
+    assert all((f["verdict"], f["end_reason"], f["open_at_end"]) == ("no_response", "attempt_timeout", False)
+               for f in unanswered), unanswered
+
+    # The same engine: the file it wrote, stopped when the live run stopped, gives the live report.
+    written = _offline_until(run.written, cap["last_ts"])
+    for key in ("flows", "dns", "services", "findings", "summary", "weird"):
+        assert live[key] == written[key], key
+    # The last status line counts what the report counts.
+    assert f"flows {live['summary']['flows']} done, 0 active" in run.stderr
