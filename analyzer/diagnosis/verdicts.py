@@ -59,7 +59,7 @@ def _icmp_judgement(r: FlowRecord, baselines: PathBaselines) -> Judgement | None
     return None
 
 
-def _tls_judgement(f: FlowFacts, t: TLSFacts, r: FlowRecord, baselines: PathBaselines) -> Judgement | None:
+def _tls_judgement(f: FlowFacts, t: TLSFacts, r: FlowRecord, capture_end: float) -> Judgement | None:
     s = t.session
     alert = s.last_alert
     if alert is not None and not alert.inferred and (alert.level == 2 or alert.level is None) and not s.established:
@@ -73,7 +73,9 @@ def _tls_judgement(f: FlowFacts, t: TLSFacts, r: FlowRecord, baselines: PathBase
         return Judgement(Verdict.OK, f"{s.version or 'TLS'} established" + (f" ({s.cipher})" if s.cipher else ""))
     if t.server_hello is None:
         if r.server.payload_bytes == 0 and not r.rsts and not r.icmp_errors:
-            if r.open_at_end and r.ts_end - (t.client_hello_ts or r.ts_start) < TOO_SOON:
+            # The capture's end, not the flow's last packet: a live capture stopped long after
+            # the last retransmission has shown the silence.
+            if r.open_at_end and capture_end - (t.client_hello_ts or r.ts_start) < TOO_SOON:
                 return Judgement(Verdict.INCOMPLETE, "the capture ends right after the ClientHello")
             retx = r.client.retransmissions
             return Judgement(Verdict.NO_RESPONSE,
@@ -115,7 +117,7 @@ def judge_tcp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
     if not client_syn and r.truncated_start:
         # Midstream: the capture began after the handshake.
         if f.tls is not None and f.tls.client_hello is not None:
-            tj = _tls_judgement(f, f.tls, r, baselines)
+            tj = _tls_judgement(f, f.tls, r, capture_end)
             if tj is not None and tj.verdict is not Verdict.INCOMPLETE:
                 return tj
         return Judgement(Verdict.INCOMPLETE, "the capture starts in the middle of this connection")
@@ -157,7 +159,7 @@ def judge_tcp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
                                  "its answer cannot be read" + (" (cut by the snaplen)" if cut else ""))
             return Judgement(Verdict.NO_RESPONSE, f"proxy never answered CONNECT {f.http.connect_target}")
     if f.tls is not None:
-        tj = _tls_judgement(f, f.tls, r, baselines)
+        tj = _tls_judgement(f, f.tls, r, capture_end)
         alert = f.tls.session.last_alert
         if cut and tj is not None and tj.verdict is Verdict.TLS_FAILED and alert is not None \
                 and (alert.inferred or (alert.encrypted and not alert.name)):
