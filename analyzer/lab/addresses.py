@@ -67,6 +67,8 @@ PORTAL_NAME = "portal.lab-hotspot.example"
 PORTAL_LOGIN = f"http://{PORTAL_NAME}/login"
 HIJACK_DNS_PORT = 5354  # the portal's dnsmasq: every name -> PORTAL_IP (the client's DNS is redirected to it)
 HIJACK_DNS_TTL = 1  # portals answer with tiny TTLs, so that the real answers come back right after login
+RELAY_OFF_DNS_PORT = 5355  # a resolver that turns Private Relay off Apple's way: NXDOMAIN for the mask names
+RELAY_NAMES = ("mask.icloud.com", "mask-h2.icloud.com")
 A_RECORDS.update({
     "captive.apple.com": CAPTIVE_IP,
     H3_NAME: H3_IP,

@@ -108,18 +108,22 @@ def _resolve(host: str) -> str:
     return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
 
 
-def _h3_with_fallback(host: str, addr: str, args: argparse.Namespace) -> list[dict[str, object]]:
+def _h3_with_fallback(host: str, addr: str | None, args: argparse.Namespace) -> list[dict[str, object]]:
     """HTTP/3 first, as Safari and nsurlsessiond do for a host known to speak it; when QUIC gets no handshake
-    within a second, the same request over TLS on TCP 443 (to --tcp-host: Private Relay's mask-h2)."""
+    within a second (or the name does not resolve), the same request over TLS on TCP 443 (to --tcp-host:
+    Private Relay's mask-h2)."""
     from analyzer.lab.http3 import fetch_h3  # aioquic: needed by this mode only
 
-    attempts = [fetch_h3(addr, host, args.cafile, timeout=args.quic_timeout)]
+    if addr is None:
+        attempts: list[dict[str, object]] = [{"transport": "quic", "ok": False, "error": f"resolve {host} failed"}]
+    else:
+        attempts = [fetch_h3(addr, host, args.cafile, timeout=args.quic_timeout)]
     if not attempts[-1]["ok"]:
         tcp_host = args.tcp_host or host
         try:
-            tcp_addr = _resolve(tcp_host) if tcp_host != host else addr
+            tcp_addr = _resolve(tcp_host) if tcp_host != host or addr is None else addr
         except OSError as exc:
-            return [*attempts, {"ok": False, "error": f"resolve {tcp_host}: {exc}"}]
+            return [*attempts, {"transport": "tcp", "ok": False, "error": f"resolve {tcp_host}: {exc}"}]
         ctx = _context(args.cafile, args.tls, ["http/1.1"])
         # A keep-alive request, and the connection idles a while before the client closes it, as URL
         # loading systems pool connections (the capture so goes on past the abandoned QUIC attempt).
@@ -141,14 +145,20 @@ def _client_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tcp-host", help="h3: the host of the TCP fallback (default: the same host)")
     parser.add_argument("--keep-alive", type=float, default=1.2, help="h3: seconds the fallback connection idles")
     args = parser.parse_args(argv)
+    if args.mode == "h3":
+        try:
+            h3_addr: str | None = _resolve(args.host)
+        except OSError:
+            h3_addr = None  # a relay client tries its TCP ingress all the same
+        attempts = _h3_with_fallback(args.host, h3_addr, args)
+        print(json.dumps({"ok": bool(attempts[-1]["ok"]), "attempts": attempts}))
+        return 0 if attempts[-1]["ok"] else 1
     try:
         addr = _resolve(args.host)
     except OSError as exc:
         print(json.dumps({"ok": False, "error": f"resolve: {exc}"}))
         return 1
-    if args.mode == "h3":
-        attempts = _h3_with_fallback(args.host, addr, args)
-    elif args.mode == "tls":
+    if args.mode == "tls":
         ctx = _context(args.cafile, args.tls, ["http/1.1"])
         attempts = [_attempt(addr, args.host, args.port, ctx, http_request(args.host), args.timeout)]
     else:

@@ -449,10 +449,11 @@ def _portal_redirect_http() -> Rule:
             "-j", "REDIRECT", "--to-ports", "80")
 
 
-def _portal_hijack_dns() -> Rule:
-    """The client's DNS to the gateway goes to the portal's dnsmasq, which answers every name with the portal."""
+def _dns_served_by(port: int) -> Rule:
+    """The client's DNS to the gateway is answered by another resolver on the router (on `port`): the portal's
+    (every name is the portal) or the Private-Relay-off one. The client still sees 10.77.0.1:53 answer."""
     return ("-t", "nat", "-A", "LAB_PRE", "-p", "udp", "-s", A.CLIENT_IP, "-d", A.ROUTER_CLIENT_IP, "--dport", "53",
-            "-j", "REDIRECT", "--to-ports", str(A.HIJACK_DNS_PORT))
+            "-j", "REDIRECT", "--to-ports", str(port))
 
 
 def _hijacked(name: str) -> Json:
@@ -511,7 +512,7 @@ def _web_scenarios(f: ClientFiles) -> list[Scenario]:
                    answer=T.answer({captive: "blocked", "gs.apple.com": "blocked"}, **portal_answer,
                                    no_findings=["dns_sinkhole"],
                                    advice={captive: ["portal"], "gs.apple.com": ["portal"]})),
-            rules=(_portal_hijack_dns(),),
+            rules=(_dns_served_by(A.HIJACK_DNS_PORT),),
             tags=("captive_portal",),
         ),
         Scenario(
@@ -569,5 +570,25 @@ def _web_scenarios(f: ClientFiles) -> list[Scenario]:
                                    headline=["Private Relay"])),
             rules=(drop(A.MASK_IP, 443, "udp"), reject_rst(A.MASK_H2_IP, 443)),
             tags=("private_relay", "http3"),
+        ),
+        Scenario(
+            "private_relay_dns_nxdomain",
+            "iCloud Private Relay turned off the way Apple recommends: the network's resolver (dnsmasq, local= for "
+            "the two names, everything else forwarded) answers NXDOMAIN for mask.icloud.com and mask-h2.icloud.com, "
+            "so the client never connects; https://gs.apple.com/ resolves and works directly.",
+            (Step(tuple(C.python_client("h3", "mask.icloud.com", ta, "--tcp-host", "mask-h2.icloud.com")), False),
+             Step(tuple(C.curl(_https("gs.apple.com"), ta, tls="1.3")), True)),
+            _truth([T.flow(A.GS_IP, 443, "ok", sni="gs.apple.com", client_tool="curl",
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN))],
+                   [*[T.dns(name, "NXDOMAIN", "nxdomain") for name in A.RELAY_NAMES], T.resolved("gs.apple.com")],
+                   # Apple's documented switch, not a DNS filter gone wrong: no dns_nxdomain failure either.
+                   answer=T.answer({"mask.icloud.com": "blocked", "mask-h2.icloud.com": "blocked",
+                                    "gs.apple.com": "working"},
+                                   findings=["private_relay_unavailable"],
+                                   no_findings=["service_blocked", "dns_nxdomain"],
+                                   advice={"mask.icloud.com": ["private relay"], "mask-h2.icloud.com": ["private relay"]},
+                                   headline=["Private Relay"])),
+            rules=(_dns_served_by(A.RELAY_OFF_DNS_PORT),),
+            tags=("private_relay",),
         ),
     ]

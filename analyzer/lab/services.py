@@ -7,8 +7,8 @@ its pid) and is ready only when its port is bound.
     control ns: openssl s_server (a non-Apple TLS server)
     router ns:  dnsmasq (the Mac's resolver), unbound (dnsmasq's upstream for
                 the SERVFAIL name: DNSSEC bogus), squid (explicit proxy + ssl-bump), mitmdump
-    web (start_web): nginx + aioquic HTTP/3 (apple ns); the hotspot portal's nginx and
-                its every-name dnsmasq (router ns)
+    web (start_web): nginx + aioquic HTTP/3 (apple ns); the hotspot portal's nginx, its
+                every-name dnsmasq and a Private-Relay-off dnsmasq (router ns)
 """
 
 from __future__ import annotations
@@ -368,6 +368,17 @@ def _hijack_dnsmasq_conf(d: Path) -> str:
     ]) + "\n"
 
 
+def _relay_off_dnsmasq_conf(d: Path) -> str:
+    """A resolver for a network that turns iCloud Private Relay off as Apple documents: NXDOMAIN for the
+    relay's names, every other name forwarded to the lab's resolver."""
+    return "\n".join([
+        "keep-in-foreground", "no-resolv", "no-hosts", "no-poll", "bind-interfaces", "user=root",
+        f"listen-address={A.ROUTER_CLIENT_IP}", f"port={A.RELAY_OFF_DNS_PORT}", f"pid-file={d}/dnsmasq.pid",
+        "log-queries", f"log-facility={d}/queries.log", "cache-size=0", f"server={A.ROUTER_CLIENT_IP}#53",
+        *[f"local=/{name}/" for name in A.RELAY_NAMES],
+    ]) + "\n"
+
+
 def _lab_python_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "PYTHONPATH": root, "LANG": "C.UTF-8"}
@@ -376,8 +387,9 @@ def _lab_python_env() -> dict[str, str]:
 def start_web(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     """Apple side: nginx (captive probe's Success page, TCP 443 of the HTTP/3 and mask-h2 hosts) and the
     aioquic HTTP/3 server (UDP 443 of updates.cdn-apple.com and mask.icloud.com). Router: the hotspot's
-    portal (nginx on port 80) and its DNS that answers every name with the portal (dnsmasq, a port of its own
-    that a scenario redirects the client's DNS to)."""
+    portal (nginx on port 80), its DNS that answers every name with the portal, and a resolver that answers
+    NXDOMAIN for Private Relay's names (two dnsmasq, each on a port of its own that a scenario redirects the
+    client's DNS to)."""
     d = dirs.sub("nginx-web")
     (d / "nginx.conf").write_text(_web_apple_conf(d, pki))
     sup.start("nginx-web", sup.topo.apple, ["nginx", "-c", str(d / "nginx.conf"), "-p", str(d)],
@@ -394,6 +406,10 @@ def start_web(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     (h / "dnsmasq.conf").write_text(_hijack_dnsmasq_conf(h))
     sup.start("dnsmasq-hijack", sup.topo.router, ["dnsmasq", f"--conf-file={h / 'dnsmasq.conf'}"],
               ready=listening(sup.topo, sup.topo.router, "udp", A.HIJACK_DNS_PORT))
+    r = dirs.sub("dnsmasq-relay-off")
+    (r / "dnsmasq.conf").write_text(_relay_off_dnsmasq_conf(r))
+    sup.start("dnsmasq-relay-off", sup.topo.router, ["dnsmasq", f"--conf-file={r / 'dnsmasq.conf'}"],
+              ready=listening(sup.topo, sup.topo.router, "udp", A.RELAY_OFF_DNS_PORT))
 
 
 def capture_start(sup: Supervisor, name: str, pcap: Path) -> subprocess.Popen[bytes]:

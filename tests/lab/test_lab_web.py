@@ -99,3 +99,12 @@ def test_private_relay_attempts_are_both_stopped(lab: Any) -> None:
     assert f.server_name == "mask.icloud.com" and f.flow.server.packets == 0
     # Without the relay the Mac goes on directly: the network itself works.
     assert lab.results["private_relay_blocked"].steps[2].stdout.startswith("200 ")
+
+
+def test_relay_client_tries_both_ingresses_when_dns_says_they_do_not_exist(lab: Any) -> None:
+    out = _client_json(lab, "private_relay_dns_nxdomain")
+    assert [(a["transport"], a["ok"]) for a in out["attempts"]] == [("quic", False), ("tcp", False)]
+    assert all("resolve" in a["error"] for a in out["attempts"]), out
+    rows = _tshark(lab.results["private_relay_dns_nxdomain"].pcap, "dns.flags.response == 1", "dns.qry.name",
+                   "dns.flags.rcode")
+    assert rows == [["mask.icloud.com", "3"], ["mask-h2.icloud.com", "3"], ["gs.apple.com", "0"]]
