@@ -3,6 +3,8 @@
 #   Debian packages: the servers, firewall, capture and client tools the lab runs.
 #   mitmproxy: in its own venv (/opt/apple-net-lab/mitm-venv), because its pinned
 #   dependencies must not clash with the project's venv.
+#   aioquic (HTTP/3 server and client of the web scenarios) comes with the project's
+#   `test` extra: the lab runs it with the project's own Python.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then

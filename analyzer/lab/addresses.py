@@ -54,3 +54,25 @@ SINKHOLED_NAME = "xp.apple.com"  # a DNS filter answers 0.0.0.0
 NXDOMAIN_NAME = "deviceenrollment.apple.com"  # the resolver says it does not exist
 SERVFAIL_NAME = "iprofiles.apple.com"  # forwarded to unbound, which finds it DNSSEC-bogus
 SILENT_NAME = "albert.apple.com"  # the firewall drops queries for it
+
+# --- web: captive portal, HTTP/3 and iCloud Private Relay (scenarios._web_scenarios) ---
+CAPTIVE_IP = "17.253.7.1"  # captive.apple.com: nginx answers the probe with Apple's "Success" page on 80
+H3_IP = "17.253.7.2"  # updates.cdn-apple.com: nginx on TCP 443 and an aioquic HTTP/3 server on UDP 443
+MASK_IP = "17.253.7.3"  # mask.icloud.com: Private Relay's QUIC ingress (aioquic on UDP 443)
+MASK_H2_IP = "17.253.7.4"  # mask-h2.icloud.com: Private Relay's TCP ingress (nginx on TCP 443)
+APPLE_ADDRS += (CAPTIVE_IP, H3_IP, MASK_IP, MASK_H2_IP)
+H3_NAME = "updates.cdn-apple.com"  # a CDN download host the catalogue lists on TCP 443 only
+PORTAL_IP = ROUTER_CLIENT_IP  # the hotspot's gateway serves its own portal (nginx on the router, port 80)
+PORTAL_NAME = "portal.lab-hotspot.example"
+PORTAL_LOGIN = f"http://{PORTAL_NAME}/login"
+HIJACK_DNS_PORT = 5354  # the portal's dnsmasq: every name -> PORTAL_IP (the client's DNS is redirected to it)
+HIJACK_DNS_TTL = 1  # portals answer with tiny TTLs, so that the real answers come back right after login
+RELAY_OFF_DNS_PORT = 5355  # a resolver that turns Private Relay off Apple's way: NXDOMAIN for the mask names
+RELAY_NAMES = ("mask.icloud.com", "mask-h2.icloud.com")
+A_RECORDS.update({
+    "captive.apple.com": CAPTIVE_IP,
+    H3_NAME: H3_IP,
+    "mask.icloud.com": MASK_IP,
+    "mask-h2.icloud.com": MASK_H2_IP,
+    PORTAL_NAME: PORTAL_IP,
+})

@@ -7,8 +7,9 @@ short, bounded timeout. Two trust stores stand for two kinds of client: the
 pinning-like one trusts only the lab Apple root (and the control server's
 root); the managed Mac also trusts the corporate inspection CAs.
 
-`python -m analyzer.lab.clients tls|apns ...` is the Python ssl client; it
-runs inside the client namespace and prints one JSON line of what happened.
+`python -m analyzer.lab.clients tls|apns|h3 ...` is the Python client (ssl; h3: aioquic
+HTTP/3, then TLS on TCP 443 when QUIC gets no answer); it runs inside the
+client namespace and prints one JSON line of what happened.
 """
 
 from __future__ import annotations
@@ -51,6 +52,19 @@ def chrony_query(name: str, pidfile: Path, timeout: int = 3) -> list[str]:
             f"server {name} iburst maxsamples 1"]
 
 
+CAPTIVE_PROBE_URL = "http://captive.apple.com/hotspot-detect.html"
+CAPTIVE_USER_AGENT = "CaptiveNetworkSupport-481.100.2 wispr"  # what macOS's captive network probe sends
+
+
+def captive_probe(url: str = CAPTIVE_PROBE_URL, timeout: float = 3.0) -> list[str]:
+    """curl as macOS's captive network probe: HTTP/1.0 GET with its user agent, no redirect following.
+
+    Prints the status and where a redirect points ("302 http://portal/..."; "200 " when Apple answered)."""
+    return ["curl", "-4", "-sS", "--http1.0", "-A", CAPTIVE_USER_AGENT, "-o", "/dev/null",
+            "-w", "%{http_code} %{redirect_url}\\n", "--connect-timeout", f"{timeout:g}",
+            "--max-time", f"{timeout:g}", url]
+
+
 def python_client(mode: str, host: str, cafile: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "analyzer.lab.clients", mode, host, "--cafile", str(cafile), *extra]
 
@@ -69,7 +83,9 @@ def _context(cafile: str, tls: str | None, alpn: list[str]) -> ssl.SSLContext:
     return ctx
 
 
-def _attempt(addr: str, host: str, port: int, ctx: ssl.SSLContext, payload: bytes, timeout: float) -> dict[str, object]:
+def _attempt(addr: str, host: str, port: int, ctx: ssl.SSLContext, payload: bytes, timeout: float,
+             hold: float = 0.0) -> dict[str, object]:
+    """One TLS connection: handshake, send payload, read the first reply; keep it open `hold` s more."""
     result: dict[str, object] = {"addr": addr, "port": port}
     started = time.monotonic()
     try:
@@ -81,23 +97,64 @@ def _attempt(addr: str, host: str, port: int, ctx: ssl.SSLContext, payload: byte
             tls.sendall(payload)
             result["reply"] = tls.recv(200).decode(errors="replace")
             result["ok"] = True
+            time.sleep(hold)
     except (OSError, ssl.SSLError) as exc:
         result.update(ok=False, error=f"{type(exc).__name__}: {exc}")
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
 
 
+def _resolve(host: str) -> str:
+    return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+
+
+def _h3_with_fallback(host: str, addr: str | None, args: argparse.Namespace) -> list[dict[str, object]]:
+    """HTTP/3 first, as Safari and nsurlsessiond do for a host known to speak it; when QUIC gets no handshake
+    within a second (or the name does not resolve), the same request over TLS on TCP 443 (to --tcp-host:
+    Private Relay's mask-h2)."""
+    from analyzer.lab.http3 import fetch_h3  # aioquic: needed by this mode only
+
+    if addr is None:
+        attempts: list[dict[str, object]] = [{"transport": "quic", "ok": False, "error": f"resolve {host} failed"}]
+    else:
+        attempts = [fetch_h3(addr, host, args.cafile, timeout=args.quic_timeout)]
+    if not attempts[-1]["ok"]:
+        tcp_host = args.tcp_host or host
+        try:
+            tcp_addr = _resolve(tcp_host) if tcp_host != host or addr is None else addr
+        except OSError as exc:
+            return [*attempts, {"transport": "tcp", "ok": False, "error": f"resolve {tcp_host}: {exc}"}]
+        ctx = _context(args.cafile, args.tls, ["http/1.1"])
+        # A keep-alive request, and the connection idles a while before the client closes it, as URL
+        # loading systems pool connections (the capture so goes on past the abandoned QUIC attempt).
+        keep_alive = f"GET / HTTP/1.1\r\nHost: {tcp_host}\r\n\r\n".encode()
+        attempts.append({"transport": "tcp", **_attempt(tcp_addr, tcp_host, 443, ctx, keep_alive, args.timeout,
+                                                          hold=args.keep_alive)})
+    return attempts
+
+
 def _client_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analyzer.lab.clients")
-    parser.add_argument("mode", choices=["tls", "apns"])
+    parser.add_argument("mode", choices=["tls", "apns", "h3"])
     parser.add_argument("host")
     parser.add_argument("--cafile", required=True)
     parser.add_argument("--port", type=int, default=443)
     parser.add_argument("--tls", choices=sorted(_TLS_VERSIONS))
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--quic-timeout", type=float, default=1.0, help="h3: seconds before the TCP fallback")
+    parser.add_argument("--tcp-host", help="h3: the host of the TCP fallback (default: the same host)")
+    parser.add_argument("--keep-alive", type=float, default=1.2, help="h3: seconds the fallback connection idles")
     args = parser.parse_args(argv)
+    if args.mode == "h3":
+        try:
+            h3_addr: str | None = _resolve(args.host)
+        except OSError:
+            h3_addr = None  # a relay client tries its TCP ingress all the same
+        attempts = _h3_with_fallback(args.host, h3_addr, args)
+        print(json.dumps({"ok": bool(attempts[-1]["ok"]), "attempts": attempts}))
+        return 0 if attempts[-1]["ok"] else 1
     try:
-        addr = str(socket.getaddrinfo(args.host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+        addr = _resolve(args.host)
     except OSError as exc:
         print(json.dumps({"ok": False, "error": f"resolve: {exc}"}))
         return 1

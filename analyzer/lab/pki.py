@@ -38,6 +38,8 @@ LEAVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "identity": ("apple_auth", ("identity.apple.com",)),
     "mesu": ("apple_public", ("mesu.apple.com",)),
     "control": ("control_root", ("www.example.net",)),
+    "cdn": ("apple_public", ("updates.cdn-apple.com",)),  # HTTP/3 + TCP 443 (scenarios._web_scenarios)
+    "mask": ("apple_auth", ("mask.icloud.com", "mask-h2.icloud.com")),  # iCloud Private Relay ingress
 }
 
 _OIDS = {

@@ -363,6 +363,7 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
         ),
         _mixed_session(f),
     ]
+    out += _web_scenarios(f)
     return out
 
 
@@ -440,3 +441,156 @@ def _mixed_session(f: ClientFiles) -> Scenario:
         settle=0.5,
         tags=("mixed",),
     )
+
+
+# --- web: captive portal, HTTP/3 beside TCP 443, iCloud Private Relay blocked (issue 12) --------------
+
+def _portal_redirect_http() -> Rule:
+    """The hotspot gateway takes every HTTP connection of the client (not those to itself) to its portal."""
+    return ("-t", "nat", "-A", "LAB_PRE", "-p", "tcp", "-s", A.CLIENT_IP, "!", "-d", A.PORTAL_IP, "--dport", "80",
+            "-j", "REDIRECT", "--to-ports", "80")
+
+
+def _dns_served_by(port: int) -> Rule:
+    """The client's DNS to the gateway is answered by another resolver on the router (on `port`): the portal's
+    (every name is the portal) or the Private-Relay-off one. The client still sees 10.77.0.1:53 answer."""
+    return ("-t", "nat", "-A", "LAB_PRE", "-p", "udp", "-s", A.CLIENT_IP, "-d", A.ROUTER_CLIENT_IP, "--dport", "53",
+            "-j", "REDIRECT", "--to-ports", str(port))
+
+
+def _hijacked(name: str) -> Json:
+    """A lookup the portal's DNS answered with its own address (a short TTL, as portals give)."""
+    return T.dns(name, "NOERROR", "sinkholed", [T.a(name, A.PORTAL_IP, ttl=A.HIJACK_DNS_TTL)])
+
+
+def _web_scenarios(f: ClientFiles) -> list[Scenario]:
+    ta = f.trust_apple
+    captive, h3 = "captive.apple.com", A.H3_NAME
+    login = f"{A.PORTAL_LOGIN}?ap=lab-ap-1"
+    portal_answer = {"findings": ["captive_portal"], "headline": ["captive portal"]}
+    return [
+        Scenario(
+            "captive_probe_ok",
+            "macOS's captive network probe without a portal: curl with the CaptiveNetworkSupport user agent GETs "
+            "http://captive.apple.com/hotspot-detect.html and Apple's server (nginx) answers 200 \"Success\".",
+            (Step(tuple(C.captive_probe()), True),),
+            _truth([T.flow(A.CAPTIVE_IP, 80, "ok", names=[captive], client_tool="curl",
+                           note="HTTP/1.0 GET /hotspot-detect.html, 200 Success")],
+                   [T.resolved(captive)],
+                   answer=T.answer({captive: "working"}, no_findings=["captive_portal", "dns_sinkhole"])),
+            tags=("captive_portal",),
+        ),
+        Scenario(
+            "captive_portal_http_302",
+            "A hotspot before login: DNS is honest, but the gateway (iptables REDIRECT of every port-80 connection "
+            "to its own nginx) answers the probe to captive.apple.com in the server's name (TTL 64, the server's "
+            f"would be 63) with 302 to {A.PORTAL_LOGIN}; the client then loads the portal page, as the Mac's "
+            "portal sheet does.",
+            (Step(tuple(C.captive_probe()), True), Step(tuple(C.curl(login, ta)), True)),
+            _truth([T.flow(A.CAPTIVE_IP, 80, "intercepted", names=[captive], reply_ttl=T.ROUTER_TTL,
+                           client_tool="curl",
+                           note=f"the gateway answers for captive.apple.com: 302 Location {login}&orig=..."),
+                    T.flow(A.PORTAL_IP, 80, "ok", names=[A.PORTAL_NAME], reply_ttl=T.ROUTER_TTL, client_tool="curl",
+                           note="the portal's login page, 200")],
+                   [T.resolved(captive), T.resolved(A.PORTAL_NAME)],
+                   answer=T.answer({captive: "blocked"}, **portal_answer, no_findings=["dns_sinkhole"],
+                                   advice={captive: ["portal"]})),
+            rules=(_portal_redirect_http(),),
+            tags=("captive_portal",),
+        ),
+        Scenario(
+            "captive_portal_dns_hijack",
+            f"A hotspot before login whose DNS answers every name with the portal's address {A.PORTAL_IP} (dnsmasq "
+            "address=/#/, TTL 1, the client's DNS redirected to it): the probe to captive.apple.com reaches the "
+            "portal's nginx and gets 302 to the login page; https://gs.apple.com/ goes to the portal too, which "
+            "refuses TCP 443 (its kernel's RST).",
+            (Step(tuple(C.captive_probe()), True), Step(tuple(C.curl(_https("gs.apple.com"), ta)), False)),
+            _truth([T.flow(A.PORTAL_IP, 80, "ok", names=[captive], reply_ttl=T.ROUTER_TTL, client_tool="curl",
+                           note=f"the portal answers 302 Location {login}&orig=... to Host captive.apple.com"),
+                    T.flow(A.PORTAL_IP, 443, "refused", names=["gs.apple.com"], reset_by="server", state="REJ",
+                           reply_ttl=None, reset_ttl=T.ROUTER_TTL, client_tool="curl",
+                           note="nothing listens on the portal's 443")],
+                   [_hijacked(captive), _hijacked("gs.apple.com")],
+                   answer=T.answer({captive: "blocked", "gs.apple.com": "blocked"}, **portal_answer,
+                                   no_findings=["dns_sinkhole"],
+                                   advice={captive: ["portal"], "gs.apple.com": ["portal"]})),
+            rules=(_dns_served_by(A.HIJACK_DNS_PORT),),
+            tags=("captive_portal",),
+        ),
+        Scenario(
+            "http3_ok",
+            f"HTTP/3 to {h3}, a CDN host the catalogue lists on TCP 443 only: an aioquic client sends a real QUIC "
+            "v1 Initial (SNI and ALPN h3 inside) to UDP 443, where an aioquic server answers; the GET returns 200.",
+            (Step(tuple(C.python_client("h3", h3, ta)), True),),
+            _truth([T.flow(A.H3_IP, 443, "ok", proto="udp", sni=h3, client_tool="aioquic",
+                           note="QUIC v1, TLS 1.3 inside, ALPN h3; HTTP/3 GET answered 200")],
+                   [T.resolved(h3)],
+                   answer=T.answer({h3: "working"}, no_findings=["undocumented_port", "service_degraded"])),
+            tags=("http3",),
+        ),
+        Scenario(
+            "http3_udp_blocked_tcp_fallback",
+            f"The router drops UDP 443 to {h3}: the aioquic client's Initials go unanswered for 1 s, then it falls "
+            "back to TLS on TCP 443 (Python ssl, HTTP/1.1), which works, as browsers and nsurlsessiond do; the "
+            "kept-alive connection idles 1.2 s before the client closes it.",
+            (Step(tuple(C.python_client("h3", h3, ta)), True),),
+            _truth([T.flow(A.H3_IP, 443, "no_response", proto="udp", sni=h3, reply_ttl=None, client_tool="aioquic",
+                           note="QUIC Initial retransmitted, never answered"),
+                    T.flow(A.H3_IP, 443, "ok", sni=h3, tls_info=T.tls("TLS 1.3", True, alpn=T.PY_ALPN),
+                           client_tool="python ssl", note="the TCP fallback")],
+                   [T.resolved(h3)],
+                   answer=T.answer({h3: "degraded"}, findings=["service_degraded"], no_findings=["undocumented_port"],
+                                   advice={h3: ["fallback"]})),
+            rules=(drop(A.H3_IP, 443, "udp"),),
+            tags=("http3",),
+        ),
+        Scenario(
+            "private_relay_blocked",
+            "iCloud Private Relay turned off for the network the way Apple documents it: the router drops UDP 443 "
+            "to mask.icloud.com (the client's QUIC Initials, ALPN h3, go unanswered for 1 s) and rejects TCP 443 "
+            "to mask-h2.icloud.com with a reset (TTL 64), so the client's fallback fails too. The Mac goes on "
+            "without the relay: a second later, https://gs.apple.com/ works directly.",
+            (Step(tuple(C.python_client("h3", "mask.icloud.com", ta, "--tcp-host", "mask-h2.icloud.com")), False),
+             # The pause lets the capture outlast the unanswered Initials (a capture that ends right after a
+             # request cannot tell a drop from a slow answer).
+             Step(("sleep", "1.2"), True),
+             Step(tuple(C.curl(_https("gs.apple.com"), ta, tls="1.3")), True)),
+            _truth([T.flow(A.MASK_IP, 443, "no_response", proto="udp", sni="mask.icloud.com", reply_ttl=None,
+                           client_tool="aioquic", note="QUIC Initial retransmitted, never answered"),
+                    T.flow(A.MASK_H2_IP, 443, "refused", names=["mask-h2.icloud.com"], reset_by="middlebox",
+                           state="REJ", reply_ttl=None, reset_ttl=T.ROUTER_TTL, client_tool="python ssl"),
+                    T.flow(A.GS_IP, 443, "ok", sni="gs.apple.com", client_tool="curl",
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN))],
+                   [T.resolved("mask.icloud.com"), T.resolved("mask-h2.icloud.com"), T.resolved("gs.apple.com")],
+                   # Intended by the admin, so not a failure: the rows are blocked, the finding says why, and the
+                   # generic failure findings stay away.
+                   answer=T.answer({"mask.icloud.com": "blocked", "mask-h2.icloud.com": "blocked",
+                                    "gs.apple.com": "working"},
+                                   findings=["private_relay_unavailable"],
+                                   no_findings=["service_blocked", "blocked_port"],
+                                   advice={"mask.icloud.com": ["private relay"], "mask-h2.icloud.com": ["private relay"]},
+                                   headline=["Private Relay"])),
+            rules=(drop(A.MASK_IP, 443, "udp"), reject_rst(A.MASK_H2_IP, 443)),
+            tags=("private_relay", "http3"),
+        ),
+        Scenario(
+            "private_relay_dns_nxdomain",
+            "iCloud Private Relay turned off the way Apple recommends: the network's resolver (dnsmasq, local= for "
+            "the two names, everything else forwarded) answers NXDOMAIN for mask.icloud.com and mask-h2.icloud.com, "
+            "so the client never connects; https://gs.apple.com/ resolves and works directly.",
+            (Step(tuple(C.python_client("h3", "mask.icloud.com", ta, "--tcp-host", "mask-h2.icloud.com")), False),
+             Step(tuple(C.curl(_https("gs.apple.com"), ta, tls="1.3")), True)),
+            _truth([T.flow(A.GS_IP, 443, "ok", sni="gs.apple.com", client_tool="curl",
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN))],
+                   [*[T.dns(name, "NXDOMAIN", "nxdomain") for name in A.RELAY_NAMES], T.resolved("gs.apple.com")],
+                   # Apple's documented switch, not a DNS filter gone wrong: no dns_nxdomain failure either.
+                   answer=T.answer({"mask.icloud.com": "blocked", "mask-h2.icloud.com": "blocked",
+                                    "gs.apple.com": "working"},
+                                   findings=["private_relay_unavailable"],
+                                   no_findings=["service_blocked", "dns_nxdomain"],
+                                   advice={"mask.icloud.com": ["private relay"], "mask-h2.icloud.com": ["private relay"]},
+                                   headline=["Private Relay"])),
+            rules=(_dns_served_by(A.RELAY_OFF_DNS_PORT),),
+            tags=("private_relay",),
+        ),
+    ]

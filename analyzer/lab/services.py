@@ -7,11 +7,15 @@ its pid) and is ready only when its port is bound.
     control ns: openssl s_server (a non-Apple TLS server)
     router ns:  dnsmasq (the Mac's resolver), unbound (dnsmasq's upstream for
                 the SERVFAIL name: DNSSEC bogus), squid (explicit proxy + ssl-bump), mitmdump
+    web (start_web): nginx + aioquic HTTP/3 (apple ns); the hotspot portal's nginx, its
+                every-name dnsmasq and a Private-Relay-off dnsmasq (router ns)
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 import os
 import shutil
 import signal
@@ -42,6 +46,8 @@ def missing_tools() -> list[str]:
              "dnsmasq", "unbound", "squid", "curl"]
     missing = [t for t in tools if shutil.which(t) is None]
     missing += [str(p) for p in (SQUID_CERTGEN, SQUID_NCSA, mitmdump_path()) if not p.exists()]
+    if importlib.util.find_spec("aioquic") is None:  # the HTTP/3 server and client (pip install .[test])
+        missing.append("python package aioquic")
     return missing
 
 
@@ -281,8 +287,129 @@ def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     start_chrony(sup, dirs)
     start_unbound(sup, dirs)
     start_dnsmasq(sup, dirs)
+    start_web(sup, dirs, pki)
     squid_ready(sup)
     mitmdump_ready(sup)
+
+
+# --- web: captive portal, HTTP/3 and iCloud Private Relay (scenarios._web_scenarios) -------------
+
+def _nginx_main(d: Path, servers: list[str]) -> str:
+    """An nginx of its own (pid, logs, temp dirs under d), so each scenario family keeps its servers apart."""
+    temp = "\n".join(f"    {k}_temp_path {d}/tmp-{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""user root;
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+{temp}
+    default_type text/plain;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers {SERVER_CIPHERS};
+    keepalive_timeout 2s;
+{''.join(servers)}
+}}
+"""
+
+
+# Apple's answer to the captive network probe when nothing is in the way.
+CAPTIVE_SUCCESS = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"
+
+
+def _web_apple_conf(d: Path, pki: LabPki) -> str:
+    def tls(ip: str, name: str, leaf: str, extra: str = "") -> str:
+        return f"""
+    server {{
+        listen {ip}:443 ssl http2;
+        server_name {name};
+        ssl_certificate {pki.chain(leaf)};
+        ssl_certificate_key {pki.key(leaf)};
+        location / {{ {extra}return 200 "{name} ok\\n"; }}
+    }}"""
+
+    return _nginx_main(d, [
+        f"""
+    server {{
+        listen {A.CAPTIVE_IP}:80;
+        server_name captive.apple.com;
+        location / {{ default_type text/html; return 200 "{CAPTIVE_SUCCESS}"; }}
+    }}""",
+        # Alt-Svc: how a client learns that the host also answers HTTP/3 on UDP 443.
+        tls(A.H3_IP, A.H3_NAME, "cdn", extra="add_header Alt-Svc 'h3=\":443\"; ma=86400' always; "),
+        tls(A.MASK_H2_IP, "mask-h2.icloud.com", "mask"),
+    ])
+
+
+def _portal_conf(d: Path) -> str:
+    # Every request that is not for the portal itself is sent to the login page, with where it wanted to go:
+    # what a hotspot gateway (nodogsplash, CoovaChilli, a hotel's) does to the probe and to everything else.
+    return _nginx_main(d, [f"""
+    server {{
+        listen {A.PORTAL_IP}:80 default_server;
+        location / {{ return 302 "{A.PORTAL_LOGIN}?ap=lab-ap-1&orig=http%3A%2F%2F$host$request_uri"; }}
+    }}
+    server {{
+        listen {A.PORTAL_IP}:80;
+        server_name {A.PORTAL_NAME};
+        location / {{ default_type text/html; return 200 "<html><body>Lab Hotspot: accept the terms to go online</body></html>"; }}
+    }}"""])
+
+
+def _hijack_dnsmasq_conf(d: Path) -> str:
+    """The portal's resolver before login: every name, Apple's too, is the portal's own address."""
+    return "\n".join([
+        "keep-in-foreground", "no-resolv", "no-hosts", "no-poll", "bind-interfaces", "user=root",
+        f"listen-address={A.ROUTER_CLIENT_IP}", f"port={A.HIJACK_DNS_PORT}", f"pid-file={d}/dnsmasq.pid",
+        "log-queries", f"log-facility={d}/queries.log", f"local-ttl={A.HIJACK_DNS_TTL}", "cache-size=0",
+        f"address=/#/{A.PORTAL_IP}",
+    ]) + "\n"
+
+
+def _relay_off_dnsmasq_conf(d: Path) -> str:
+    """A resolver for a network that turns iCloud Private Relay off as Apple documents: NXDOMAIN for the
+    relay's names, every other name forwarded to the lab's resolver."""
+    return "\n".join([
+        "keep-in-foreground", "no-resolv", "no-hosts", "no-poll", "bind-interfaces", "user=root",
+        f"listen-address={A.ROUTER_CLIENT_IP}", f"port={A.RELAY_OFF_DNS_PORT}", f"pid-file={d}/dnsmasq.pid",
+        "log-queries", f"log-facility={d}/queries.log", "cache-size=0", f"server={A.ROUTER_CLIENT_IP}#53",
+        *[f"local=/{name}/" for name in A.RELAY_NAMES],
+    ]) + "\n"
+
+
+def _lab_python_env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])
+    return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "PYTHONPATH": root, "LANG": "C.UTF-8"}
+
+
+def start_web(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
+    """Apple side: nginx (captive probe's Success page, TCP 443 of the HTTP/3 and mask-h2 hosts) and the
+    aioquic HTTP/3 server (UDP 443 of updates.cdn-apple.com and mask.icloud.com). Router: the hotspot's
+    portal (nginx on port 80), its DNS that answers every name with the portal, and a resolver that answers
+    NXDOMAIN for Private Relay's names (two dnsmasq, each on a port of its own that a scenario redirects the
+    client's DNS to)."""
+    d = dirs.sub("nginx-web")
+    (d / "nginx.conf").write_text(_web_apple_conf(d, pki))
+    sup.start("nginx-web", sup.topo.apple, ["nginx", "-c", str(d / "nginx.conf"), "-p", str(d)],
+              ready=listening(sup.topo, sup.topo.apple, "tcp", 443, A.MASK_H2_IP))
+    listens = [f"{A.H3_IP},{pki.chain('cdn')},{pki.key('cdn')}", f"{A.MASK_IP},{pki.chain('mask')},{pki.key('mask')}"]
+    argv = [sys.executable, "-m", "analyzer.lab.http3", "serve", *[x for spec in listens for x in ("--listen", spec)]]
+    sup.start("http3", sup.topo.apple, argv, env=_lab_python_env(),
+              ready=listening(sup.topo, sup.topo.apple, "udp", 443, A.MASK_IP))
+    p = dirs.sub("portal")
+    (p / "nginx.conf").write_text(_portal_conf(p))
+    sup.start("portal", sup.topo.router, ["nginx", "-c", str(p / "nginx.conf"), "-p", str(p)],
+              ready=listening(sup.topo, sup.topo.router, "tcp", 80, A.PORTAL_IP))
+    h = dirs.sub("dnsmasq-hijack")
+    (h / "dnsmasq.conf").write_text(_hijack_dnsmasq_conf(h))
+    sup.start("dnsmasq-hijack", sup.topo.router, ["dnsmasq", f"--conf-file={h / 'dnsmasq.conf'}"],
+              ready=listening(sup.topo, sup.topo.router, "udp", A.HIJACK_DNS_PORT))
+    r = dirs.sub("dnsmasq-relay-off")
+    (r / "dnsmasq.conf").write_text(_relay_off_dnsmasq_conf(r))
+    sup.start("dnsmasq-relay-off", sup.topo.router, ["dnsmasq", f"--conf-file={r / 'dnsmasq.conf'}"],
+              ready=listening(sup.topo, sup.topo.router, "udp", A.RELAY_OFF_DNS_PORT))
 
 
 def capture_start(sup: Supervisor, name: str, pcap: Path) -> subprocess.Popen[bytes]:

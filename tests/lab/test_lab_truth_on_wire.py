@@ -102,7 +102,10 @@ def check_udp(cap: Capture, conn: Conn, flow: dict[str, Any]) -> None:
         assert not conn.s2c
     else:
         assert conn.s2c and {p.ttl for p in conn.s2c} == {flow["reply_ttl"]}
-        assert {p.first("ntp.flags.mode") for p in conn.s2c} == {"4"}
+        if flow["server"]["port"] == 123:
+            assert {p.first("ntp.flags.mode") for p in conn.s2c} == {"4"}
+    if flow["sni"]:  # QUIC: tshark decrypts the client's Initials and reads the ClientHello's SNI
+        assert {p.first("tls.handshake.extensions_server_name") for p in conn.c2s} - {None} == {flow["sni"]}
     icmps = cap.icmp()
     if flow["icmp"] is None:
         assert not icmps
