@@ -1,4 +1,4 @@
-"""The client "Mac": command lines for curl, openssl s_client, chronyd -Q and a Python ssl client.
+"""The client "Mac": command lines for curl, openssl s_client, chronyd, ntpdig and a Python ssl client.
 
 Every client resolves names with the system resolver (glibc, through the
 namespace's resolv.conf to the router's dnsmasq), so each lookup is real DNS
@@ -9,14 +9,21 @@ root); the managed Mac also trusts the corporate inspection CAs.
 
 `python -m analyzer.lab.clients tls|apns ...` is the Python ssl client; it
 runs inside the client namespace and prints one JSON line of what happened.
+`python -m analyzer.lab.clients chronyd ...` runs chronyd as the client
+daemon a Mac-like host runs, for a bounded time, and says whether it
+selected its server.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
+import signal
 import socket
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,6 +62,22 @@ def python_client(mode: str, host: str, cafile: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "analyzer.lab.clients", mode, host, "--cafile", str(cafile), *extra]
 
 
+def chrony_daemon(name: str, pidfile: Path, seconds: float = 3.0) -> list[str]:
+    """chronyd as a running client daemon (`server NAME iburst`), stopped once it selects the server or
+    after `seconds`. Unlike `chronyd -Q` it keeps polling, as the time daemon of a real host does.
+
+    chrony sends LI=0 in client requests whatever its own state (it hides the state of its clock), so its
+    requests start with 0x23, not the 0xe3 of ntpd and ntpdig."""
+    return [sys.executable, "-m", "analyzer.lab.clients", "chronyd", name, "--pidfile", str(pidfile),
+            "--seconds", f"{seconds:g}"]
+
+
+def ntpdig(name: str, samples: int = 2, timeout: int = 2) -> list[str]:
+    """ntpsec's SNTP client: one request per sample, each from a new socket, LI=3 (unsynchronised) in the
+    first byte (0xe3); it only prints the offset (no -S/-s: the clock is never touched)."""
+    return ["ntpdig", "-4", "-t", str(timeout), "-p", str(samples), "-g", "200", name]
+
+
 # --- the Python ssl client (runs inside the client namespace) ------------------------------
 
 _TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -87,15 +110,64 @@ def _attempt(addr: str, host: str, port: int, ctx: ssl.SSLContext, payload: byte
     return result
 
 
+def _chronyd_argv(host: str, pidfile: str) -> list[str]:
+    # Directives on the command line replace the configuration file. -x: never touch the clock (the
+    # namespaces share the host's); -d: stay in the foreground and log to stderr; cmdport 0: no chronyc.
+    # A 1 s poll: iburst's four samples come within about a second instead of 2 s apart (about 4 s to
+    # select the source), so the scenario stays short; the packets are the same.
+    return ["chronyd", "-4", "-d", "-x", "-u", "root", f"pidfile {pidfile}", "cmdport 0",
+            f"server {host} iburst minpoll 0 maxpoll 0"]
+
+
+def _run_chronyd(host: str, pidfile: str, seconds: float) -> int:
+    """Run the daemon until it logs "Selected source" or `seconds` pass; stop it; report as one JSON line."""
+    proc = subprocess.Popen(_chronyd_argv(host, pidfile), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    started = time.monotonic()
+    log: list[str] = []
+    selected = False
+    buffered = b""
+    try:
+        while not selected and time.monotonic() - started < seconds and proc.poll() is None:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+            if not ready:
+                continue
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for line in lines:
+                text = line.decode(errors="replace")
+                log.append(f"{time.monotonic() - started:.2f} {text}")
+                selected = selected or "Selected source" in text
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=3)
+    print(json.dumps({"ok": selected, "seconds": round(time.monotonic() - started, 3), "log": log[-12:]}))
+    return 0 if selected else 1
+
+
 def _client_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analyzer.lab.clients")
-    parser.add_argument("mode", choices=["tls", "apns"])
+    parser.add_argument("mode", choices=["tls", "apns", "chronyd"])
     parser.add_argument("host")
-    parser.add_argument("--cafile", required=True)
+    parser.add_argument("--cafile")
+    parser.add_argument("--pidfile", default="/run/lab-chronyd-client.pid")
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--port", type=int, default=443)
     parser.add_argument("--tls", choices=sorted(_TLS_VERSIONS))
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
+    if args.mode == "chronyd":
+        return _run_chronyd(args.host, args.pidfile, args.seconds)
+    if not args.cafile:
+        parser.error("--cafile is required for tls and apns")
     try:
         addr = str(socket.getaddrinfo(args.host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
     except OSError as exc:

@@ -38,6 +38,8 @@ LEAVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "identity": ("apple_auth", ("identity.apple.com",)),
     "mesu": ("apple_public", ("mesu.apple.com",)),
     "control": ("control_root", ("www.example.net",)),
+    "tbsc": ("apple_auth", ("tbsc.apple.com",)),  # the TLS 1.3-only server
+    "idmsa": ("apple_auth", ("idmsa.apple.com",)),  # the host the selective proxy splices
 }
 
 _OIDS = {
