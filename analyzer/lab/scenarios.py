@@ -528,9 +528,10 @@ def _selective_proxy(f: ClientFiles) -> Scenario:
         (f"A selective TLS-inspecting proxy (squid-openssl ssl-bump, the Zscaler-named CA): the router redirects "
          f"{bumped} and {spliced} into it; it peeks at the ClientHello, bumps {bumped} (TLS 1.2: the substitute "
          f"chain is in clear and the pinning client aborts with unknown_ca) and splices {spliced} (TLS 1.2 with the "
-         f"genuine Apple chain through the proxy's TCP, TTL 64). {gs} and {gsa} are not redirected: TLS 1.3 "
-         f"handshakes that complete with the real server (TTL 63), before and after the interception. Only "
-         f"{bumped} is intercepted; nothing in the other flows is a sign of interception."),
+         f"genuine Apple chain through the proxy's TCP, TTL 64). {gs} and {gsa} are not redirected, as a "
+         f"firewall's decryption policy lets exempted hosts pass: TLS 1.3 handshakes that complete with the real "
+         f"server (its TTL, 63), before and after the interception. Only {bumped} is intercepted; nothing in the "
+         f"other flows is a sign of interception."),
         steps,
         _truth(flows, dns, answer=T.answer(
             {bumped: "intercepted", gs: "working", gsa: "working", spliced: "working"},

@@ -21,7 +21,14 @@ from analyzer.lab import truth as T
 
 pytestmark = pytest.mark.lab
 
-NTP_SCENARIOS = ["ntp_chronyd_daemon_ok", "ntp_chronyd_daemon_dropped", "ntp_ntpdig_ok", "ntp_ntpdig_dropped"]
+# scenario -> (server, first byte of every request, verdicts its flows may get)
+NTP_SCENARIOS: dict[str, tuple[str, int, set[str]]] = {
+    "ntp_chronyd_daemon_ok": (A.TIME_IP, 0x23, {"ok"}),
+    "ntp_chronyd_daemon_dropped": (A.TIME_IP, 0x23, {"no_response", "incomplete"}),
+    "ntp_ntpdig_ok": (A.TIME_IP, 0xE3, {"ok"}),
+    "ntp_ntpdig_dropped": (A.TIME_IP, 0xE3, {"no_response", "incomplete"}),
+    "ntp_server_port_unreachable": (A.CLOSED_IP, 0xE3, {"refused"}),
+}
 SELECTIVE = "selective_proxy_bump_one_splice_rest"
 TLS_ALERT_PROTOCOL_VERSION = 70
 
@@ -37,45 +44,51 @@ def report(lab: Any, name: str) -> dict[str, Any]:
 
 def ntp_first_bytes(pcap: Path) -> list[tuple[int, int]]:
     """(client port, first byte) of every datagram the client sent to UDP 123, as tshark reads it."""
-    out = subprocess.run(["tshark", "-r", str(pcap), "-n", "-Y", f"ip.src=={A.CLIENT_IP} && udp.dstport==123",
+    out = subprocess.run(["tshark", "-r", str(pcap), "-n", "-Y", f"!icmp && ip.src=={A.CLIENT_IP} && udp.dstport==123",
                           "-T", "fields", "-e", "udp.srcport", "-e", "udp.payload"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     rows = [line.split("\t") for line in out.splitlines() if line.strip()]
     return [(int(port), int(payload.replace(":", "")[:2], 16)) for port, payload in rows]
 
 
-@pytest.mark.parametrize("name", NTP_SCENARIOS)
+@pytest.mark.parametrize("name", sorted(NTP_SCENARIOS))
 def test_ntp_clients_put_their_own_first_byte_on_the_wire(lab: Any, name: str) -> None:
     """ntpdig says it is unsynchronised (LI=3: 0xe3, a QUIC long header's shape); chrony hides its state (0x23)."""
+    server, first_byte, verdicts = NTP_SCENARIOS[name]
     pcap = lab.results[name].pcap
     requests = ntp_first_bytes(pcap)
     assert len(requests) >= 2, requests
     assert len({port for port, _ in requests}) == len(requests), "one socket per request"
-    want = 0xE3 if "ntpdig" in name else 0x23
-    assert {byte for _, byte in requests} == {want}
-    replies = read(pcap).conn(A.CLIENT_IP, A.TIME_IP, 123, "udp").s2c
-    if name.endswith("_dropped"):
-        assert not replies
-    else:
+    assert {byte for _, byte in requests} == {first_byte}
+    cap = read(pcap)
+    replies = cap.conn(A.CLIENT_IP, server, 123, "udp").s2c
+    if verdicts == {"ok"}:
         assert replies and {p.first("ntp.flags.mode") for p in replies} == {"4"}
         assert {p.ttl for p in replies} == {T.SERVER_TTL}
+    else:
+        assert not replies
+    if "refused" in verdicts:  # the server's own kernel: its address, its TTL, one error per request
+        assert [(p.src, p.ttl) for p in cap.icmp()] == [(server, T.SERVER_TTL)] * len(requests)
+    else:
+        assert not cap.icmp()
 
 
-@pytest.mark.parametrize("name", NTP_SCENARIOS)
+@pytest.mark.parametrize("name", sorted(NTP_SCENARIOS))
 def test_ntp_flows_are_read_as_ntp_not_quic(lab: Any, name: str) -> None:
     """Port 123 traffic that parses as NTP is NTP: an unsynchronised client's 0xe3 is no QUIC long header."""
+    server, _, verdicts = NTP_SCENARIOS[name]
+    host = next(h for h, ip in A.A_RECORDS.items() if ip == server and h.startswith("time"))
     r = report(lab, name)
     flows = [f for f in r["flows"] if f["proto"] == "udp" and f["server"]["port"] == 123]
     assert len(flows) >= 2
-    dropped = name.endswith("_dropped")
     for f in flows:
         assert f["app"] == "ntp" and f["quic"] is None, (f["app"], f["weird"])
         assert f["ntp"] is not None and f["ntp"]["requests"] == 1
-        assert f["ntp"]["replies"] == (0 if dropped else 1)
+        assert f["ntp"]["replies"] == (1 if verdicts == {"ok"} else 0)
         assert not [w for w in f["weird"] if w.startswith("quic")], f["weird"]
         assert "quic" not in f["reason"].lower(), f["reason"]
-        assert f["service_host"] == "time.apple.com" and f["port_documented"] is True
-        assert f["verdict"] in ({"no_response", "incomplete"} if dropped else {"ok"}), f["reason"]
+        assert f["service_host"] == host and f["port_documented"] is True
+        assert f["verdict"] in verdicts, f["reason"]
     assert not [k for k in r["weird"] if k.startswith("quic")], r["weird"]
 
 
