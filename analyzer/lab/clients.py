@@ -158,13 +158,15 @@ def _client_main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=["tls", "apns", "chronyd"])
     parser.add_argument("host")
     parser.add_argument("--cafile")
-    parser.add_argument("--pidfile", default="/run/lab-chronyd-client.pid")
+    parser.add_argument("--pidfile", help="chronyd: its pidfile (a scratch path of the lab run)")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--port", type=int, default=443)
     parser.add_argument("--tls", choices=sorted(_TLS_VERSIONS))
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
     if args.mode == "chronyd":
+        if not args.pidfile:
+            parser.error("--pidfile is required for chronyd")
         return _run_chronyd(args.host, args.pidfile, args.seconds)
     if not args.cafile:
         parser.error("--cafile is required for tls and apns")
