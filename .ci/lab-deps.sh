@@ -19,6 +19,7 @@ PKGS=(
     dnsmasq unbound                                  # resolver; unbound for the DNSSEC-bogus SERVFAIL
     squid-openssl                                    # explicit proxy + ssl-bump interception
     curl dnsutils                                    # clients (curl; dig for people poking at the lab)
+    ntpsec-ntpdig                                    # a real SNTP client (ntpsec; ntpd itself conflicts with chrony)
     tcpreplay                                        # live-capture tests replay lab captures on a veth
     python3-venv                                     # for the mitmproxy venv
 )

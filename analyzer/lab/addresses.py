@@ -22,7 +22,10 @@ OCSP_IP = "17.253.1.14"  # ocsp.apple.com / crl.apple.com: plain HTTP on 80
 IDENTITY_IP = "17.253.1.15"  # identity.apple.com: TLS 443 (the mixed session's intercepted host)
 SETUP_IP = "17.253.1.16"  # setup.icloud.com: the router rejects every connection to it
 CLOSED_IP = "17.253.1.20"  # an Apple address where nothing listens
-APPLE_ADDRS = (GS_IP, COURIER_IP, MESU_IP, TIME_IP, OCSP_IP, IDENTITY_IP, SETUP_IP, CLOSED_IP)
+TLS13_ONLY_IP = "17.253.1.17"  # tbsc.apple.com: nginx that accepts TLS 1.3 only
+SPLICED_IP = "17.253.1.18"  # idmsa.apple.com: TLS 1.2, behind the selective proxy, which splices it
+APPLE_ADDRS = (GS_IP, COURIER_IP, MESU_IP, TIME_IP, OCSP_IP, IDENTITY_IP, SETUP_IP, CLOSED_IP,
+               TLS13_ONLY_IP, SPLICED_IP)
 
 CONTROL_IP = "198.18.0.10"  # www.example.net: a non-Apple control server
 CONTROL_ADDRS = (CONTROL_IP,)
@@ -32,6 +35,8 @@ PROXY_AUTH_PORT = 3129  # squid explicit proxy that asks for credentials (407)
 SQUID_BUMP_PORT = 3130  # squid https_port intercept ssl-bump
 MITM_PORT = 8080  # mitmdump --mode transparent
 UNBOUND_PORT = 5353  # unbound on the router's loopback, behind dnsmasq
+STOCK_PROXY_PORT = 3132  # second squid, stock Debian ACLs (SSL_ports): explicit proxy (CONNECT)
+SELECTIVE_BUMP_PORT = 3133  # second squid: https_port intercept, bumps one host by SNI, splices the rest
 
 # name -> A record served by dnsmasq (exact names, no wildcards)
 A_RECORDS: dict[str, str] = {
@@ -46,6 +51,9 @@ A_RECORDS: dict[str, str] = {
     "configuration.apple.com": GS_IP,  # a name the gs server does not host (unrecognized_name)
     "setup.icloud.com": SETUP_IP,
     "www.example.net": CONTROL_IP,
+    "tbsc.apple.com": TLS13_ONLY_IP,
+    "idmsa.apple.com": SPLICED_IP,
+    "time-macos.apple.com": CLOSED_IP,  # DNS gives an address where no NTP server runs
 }
 # The CDN chain Apple's download hosts use: name -> akadns -> edgekey -> A.
 CNAME_CHAIN = ("mesu.apple.com", "mesu.apple.com.akadns.net", "mesu.apple.com.edgekey.net")
@@ -76,3 +84,6 @@ A_RECORDS.update({
     "mask-h2.icloud.com": MASK_H2_IP,
     PORTAL_NAME: PORTAL_IP,
 })
+TLS13_ONLY_NAME = "tbsc.apple.com"
+SPLICED_NAME = "idmsa.apple.com"
+BUMPED_NAME = "identity.apple.com"  # the one host the selective proxy bumps (decrypts)

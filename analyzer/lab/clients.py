@@ -1,4 +1,4 @@
-"""The client "Mac": command lines for curl, openssl s_client, chronyd -Q and a Python ssl client.
+"""The client "Mac": command lines for curl, openssl s_client, chronyd, ntpdig and a Python ssl client.
 
 Every client resolves names with the system resolver (glibc, through the
 namespace's resolv.conf to the router's dnsmasq), so each lookup is real DNS
@@ -10,14 +10,21 @@ root); the managed Mac also trusts the corporate inspection CAs.
 `python -m analyzer.lab.clients tls|apns|h3 ...` is the Python client (ssl; h3: aioquic
 HTTP/3, then TLS on TCP 443 when QUIC gets no answer); it runs inside the
 client namespace and prints one JSON line of what happened.
+`python -m analyzer.lab.clients chronyd ...` runs chronyd as the client
+daemon a Mac-like host runs, for a bounded time, and says whether it
+selected its server.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
+import signal
 import socket
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,6 +74,22 @@ def captive_probe(url: str = CAPTIVE_PROBE_URL, timeout: float = 3.0) -> list[st
 
 def python_client(mode: str, host: str, cafile: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "analyzer.lab.clients", mode, host, "--cafile", str(cafile), *extra]
+
+
+def chrony_daemon(name: str, pidfile: Path, seconds: float = 3.0) -> list[str]:
+    """chronyd as a running client daemon (`server NAME iburst`), stopped once it selects the server or
+    after `seconds`. Unlike `chronyd -Q` it keeps polling, as the time daemon of a real host does.
+
+    chrony sends LI=0 in client requests whatever its own state (it hides the state of its clock), so its
+    requests start with 0x23, not the 0xe3 of ntpd and ntpdig."""
+    return [sys.executable, "-m", "analyzer.lab.clients", "chronyd", name, "--pidfile", str(pidfile),
+            "--seconds", f"{seconds:g}"]
+
+
+def ntpdig(name: str, samples: int = 2, timeout: int = 2) -> list[str]:
+    """ntpsec's SNTP client: one request per sample, each from a new socket, LI=3 (unsynchronised) in the
+    first byte (0xe3); it only prints the offset (no -S/-s: the clock is never touched)."""
+    return ["ntpdig", "-4", "-t", str(timeout), "-p", str(samples), "-g", "200", name]
 
 
 # --- the Python ssl client (runs inside the client namespace) ------------------------------
@@ -133,11 +156,56 @@ def _h3_with_fallback(host: str, addr: str | None, args: argparse.Namespace) -> 
     return attempts
 
 
+def _chronyd_argv(host: str, pidfile: str) -> list[str]:
+    # Directives on the command line replace the configuration file. -x: never touch the clock (the
+    # namespaces share the host's); -d: stay in the foreground and log to stderr; cmdport 0: no chronyc.
+    # A 1 s poll: iburst's four samples come within about a second instead of 2 s apart (about 4 s to
+    # select the source), so the scenario stays short; the packets are the same.
+    return ["chronyd", "-4", "-d", "-x", "-u", "root", f"pidfile {pidfile}", "cmdport 0",
+            f"server {host} iburst minpoll 0 maxpoll 0"]
+
+
+def _run_chronyd(host: str, pidfile: str, seconds: float) -> int:
+    """Run the daemon until it logs "Selected source" or `seconds` pass; stop it; report as one JSON line."""
+    proc = subprocess.Popen(_chronyd_argv(host, pidfile), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    started = time.monotonic()
+    log: list[str] = []
+    selected = False
+    buffered = b""
+    try:
+        while not selected and time.monotonic() - started < seconds and proc.poll() is None:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+            if not ready:
+                continue
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for line in lines:
+                text = line.decode(errors="replace")
+                log.append(f"{time.monotonic() - started:.2f} {text}")
+                selected = selected or "Selected source" in text
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=3)
+    print(json.dumps({"ok": selected, "seconds": round(time.monotonic() - started, 3), "log": log[-12:]}))
+    return 0 if selected else 1
+
+
 def _client_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analyzer.lab.clients")
-    parser.add_argument("mode", choices=["tls", "apns", "h3"])
+    parser.add_argument("mode", choices=["tls", "apns", "h3", "chronyd"])
     parser.add_argument("host")
-    parser.add_argument("--cafile", required=True)
+    parser.add_argument("--cafile")
+    parser.add_argument("--pidfile", help="chronyd: its pidfile (a scratch path of the lab run)")
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--port", type=int, default=443)
     parser.add_argument("--tls", choices=sorted(_TLS_VERSIONS))
     parser.add_argument("--timeout", type=float, default=3.0)
@@ -153,6 +221,12 @@ def _client_main(argv: list[str] | None = None) -> int:
         attempts = _h3_with_fallback(args.host, h3_addr, args)
         print(json.dumps({"ok": bool(attempts[-1]["ok"]), "attempts": attempts}))
         return 0 if attempts[-1]["ok"] else 1
+    if args.mode == "chronyd":
+        if not args.pidfile:
+            parser.error("--pidfile is required for chronyd")
+        return _run_chronyd(args.host, args.pidfile, args.seconds)
+    if not args.cafile:
+        parser.error("--cafile is required for tls and apns")
     try:
         addr = _resolve(args.host)
     except OSError as exc:

@@ -40,6 +40,8 @@ LEAVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "control": ("control_root", ("www.example.net",)),
     "cdn": ("apple_public", ("updates.cdn-apple.com",)),  # HTTP/3 + TCP 443 (scenarios._web_scenarios)
     "mask": ("apple_auth", ("mask.icloud.com", "mask-h2.icloud.com")),  # iCloud Private Relay ingress
+    "tbsc": ("apple_auth", ("tbsc.apple.com",)),  # the TLS 1.3-only server
+    "idmsa": ("apple_auth", ("idmsa.apple.com",)),  # the host the selective proxy splices
 }
 
 _OIDS = {

@@ -364,6 +364,7 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
         _mixed_session(f),
     ]
     out += _web_scenarios(f)
+    out += _service_scenarios(f)
     return out
 
 
@@ -592,5 +593,143 @@ def _web_scenarios(f: ClientFiles) -> list[Scenario]:
                                    headline=["Private Relay"])),
             rules=(_dns_served_by(A.RELAY_OFF_DNS_PORT),),
             tags=("private_relay",),
+        ),
+    ]
+
+
+# --- issue 12: real NTP clients, a selective proxy, a TLS version mismatch, squid's SSL_ports -------------
+
+def _ntp_scenario(name: str, tool: str, argv: list[str], dropped: bool, how: str) -> Scenario:
+    """One real NTP client asking time.apple.com, with NTP allowed or dropped by the router."""
+    host = "time.apple.com"
+    if dropped:
+        flow = T.flow(A.TIME_IP, 123, "no_response", proto="udp", names=[host], reply_ttl=None, client_tool=tool,
+                      note="requests (LI=3 when unsynchronised) never answered")
+        answer = T.answer({host: "blocked"}, findings=["blocked_port"], no_findings=["undocumented_port"],
+                          advice={host: ["udp 123"]})
+        shows = f"{how} The router drops UDP 123: every request goes unanswered."
+    else:
+        flow = T.flow(A.TIME_IP, 123, "ok", proto="udp", names=[host], client_tool=tool)
+        # A request read as QUIC would lose the NTP facts and show up as an odd port for the host.
+        answer = T.answer({host: "working"}, no_findings=["undocumented_port", "service_blocked", "blocked_port"])
+        shows = f"{how} NTP is allowed: the lab's chrony server answers each request."
+    return Scenario(name, shows, (Step(tuple(argv), not dropped),), _truth([flow], [T.resolved(host)], answer=answer),
+                    rules=(drop(A.TIME_IP, 123, "udp"),) if dropped else (), tags=("ntp", tool))
+
+
+def _ntp_client_scenarios(f: ClientFiles) -> list[Scenario]:
+    chronyd = C.chrony_daemon("time.apple.com", f.scratch / "chronyd-client.pid")
+    ntpdig = C.ntpdig("time.apple.com")
+    chronyd_how = ("chronyd runs as the client's time daemon (`server time.apple.com iburst`, 1 s poll, never "
+                   "setting the clock) and polls time.apple.com in a burst, one socket per request; chrony puts "
+                   "LI=0 in client requests whatever its own state, so they start with 0x23.")
+    ntpdig_how = ("ntpsec's ntpdig (SNTP) asks time.apple.com twice, each from a new socket; its requests start "
+                  "with 0xe3 (LI=3 unsynchronised, version 4, client mode), which is also the shape of a QUIC long "
+                  "header.")
+    closed = "time-macos.apple.com"
+    return [
+        _ntp_scenario("ntp_chronyd_daemon_ok", "chronyd", chronyd, False, chronyd_how),
+        _ntp_scenario("ntp_chronyd_daemon_dropped", "chronyd", chronyd, True, chronyd_how),
+        _ntp_scenario("ntp_ntpdig_ok", "ntpdig", ntpdig, False, ntpdig_how),
+        _ntp_scenario("ntp_ntpdig_dropped", "ntpdig", ntpdig, True, ntpdig_how),
+        # closed_port_rst's twin for UDP: the server's own kernel refuses, not a firewall.
+        Scenario(
+            "ntp_server_port_unreachable",
+            f"{closed} resolves to an Apple address where no NTP server runs: that host's own kernel answers "
+            "each ntpdig request with ICMP port unreachable, sent from the server's address with its TTL (63), "
+            "unlike ntp_icmp_unreachable where the router (10.77.0.1, TTL 64) refuses.",
+            (Step(tuple(C.ntpdig(closed, timeout=1)), False),),
+            _truth([T.flow(A.CLOSED_IP, 123, "refused", proto="udp", names=[closed], reset_by="server",
+                           reply_ttl=None, icmp={"type": 3, "code": 3, "from": A.CLOSED_IP, "ttl": T.SERVER_TTL},
+                           client_tool="ntpdig")],
+                   [T.resolved(closed)],
+                   answer=T.answer({closed: "blocked"}, findings=["service_blocked"],
+                                   no_findings=["blocked_port", "undocumented_port"], advice={closed: ["server"]},
+                                   no_advice={closed: ["allow udp 123", "firewall"]})),
+            tags=("ntp", "ntpdig"),
+        ),
+    ]
+
+
+def _selective_proxy(f: ClientFiles) -> Scenario:
+    """squid peeks at the SNI, bumps identity.apple.com and splices idmsa.apple.com; gs and gsa pass untouched."""
+    ta = f.trust_apple
+    gs, gsa, bumped, spliced = "gs.apple.com", "gsa.apple.com", A.BUMPED_NAME, A.SPLICED_NAME
+    info = T.INSPECTION["squid"]
+    forged = [T.cert(f"CN={bumped}", info["issuer"]), T.cert(T.ZSCALER_INT, T.ZSCALER_ROOT)]
+    tls13 = T.tls("TLS 1.3", True, alpn=T.CURL_ALPN)
+    steps = (
+        Step(tuple(C.curl(_https(gs), ta, tls="1.3")), True),
+        Step(tuple(C.curl(_https(bumped), ta, tls="1.2")), False),
+        Step(tuple(C.curl(_https(gsa), ta, tls="1.3")), True),
+        Step(tuple(C.curl(_https(spliced), ta, tls="1.2")), True),
+    )
+    flows = [
+        T.flow(A.GS_IP, 443, "ok", sni=gs, tls_info=tls13, client_tool="curl",
+               note="not redirected: the genuine server's TTL (63)"),
+        T.flow(A.IDENTITY_IP, 443, "intercepted", sni=bumped, inspection="squid", reply_ttl=T.ROUTER_TTL,
+               client_tool="curl", note="bumped: the substitute chain in clear, the pinning client aborts",
+               tls_info=T.tls("TLS 1.2", False, alpn=T.CURL_ALPN, offered="TLS 1.2", certificates=forged,
+                              alert=T.alert("client", "unknown_ca", 48))),
+        T.flow(A.GS_IP, 443, "ok", sni=gsa, tls_info=tls13, client_tool="curl",
+               note="not redirected, after the interception in the same capture"),
+        T.flow(A.SPLICED_IP, 443, "ok", sni=spliced, reply_ttl=T.ROUTER_TTL, client_tool="curl",
+               note="spliced by the proxy: its TCP (TTL 64), the real server's TLS (the genuine Apple chain)",
+               tls_info=T.tls("TLS 1.2", True, alpn=T.CURL_ALPN, offered="TLS 1.2",
+                              certificates=T.chain_for(spliced, T.APPLE_AUTH_CA))),
+    ]
+    dns = [T.resolved(gs), T.resolved(bumped), T.resolved(gsa), T.resolved(spliced)]
+    return Scenario(
+        "selective_proxy_bump_one_splice_rest",
+        (f"A selective TLS-inspecting proxy (squid-openssl ssl-bump, the Zscaler-named CA): the router redirects "
+         f"{bumped} and {spliced} into it; it peeks at the ClientHello, bumps {bumped} (TLS 1.2: the substitute "
+         f"chain is in clear and the pinning client aborts with unknown_ca) and splices {spliced} (TLS 1.2 with the "
+         f"genuine Apple chain through the proxy's TCP, TTL 64). {gs} and {gsa} are not redirected, as a "
+         f"firewall's decryption policy lets exempted hosts pass: TLS 1.3 handshakes that complete with the real "
+         f"server (its TTL, 63), before and after the interception. Only {bumped} is intercepted; nothing in the "
+         f"other flows is a sign of interception."),
+        steps,
+        _truth(flows, dns, answer=T.answer(
+            {bumped: "intercepted", gs: "working", gsa: "working", spliced: "working"},
+            findings=["tls_interception"], no_findings=["possible_tls_interception", "certificate_anomaly"],
+            advice={bumped: ["exclude", info["product"]]}, headline=["HTTPS inspection"])),
+        rules=(redirect(A.IDENTITY_IP, 443, A.SELECTIVE_BUMP_PORT), redirect(A.SPLICED_IP, 443, A.SELECTIVE_BUMP_PORT)),
+        tags=("interception", "squid", "selective"),
+    )
+
+
+def _service_scenarios(f: ClientFiles) -> list[Scenario]:
+    ta = f.trust_apple
+    courier = "1-courier.push.apple.com"
+    tls13_host = A.TLS13_ONLY_NAME
+    stock_proxy = f"http://{A.ROUTER_CLIENT_IP}:{A.STOCK_PROXY_PORT}"
+    return [
+        *_ntp_client_scenarios(f),
+        _selective_proxy(f),
+        Scenario(
+            "tls13_only_server_tls12_client",
+            f"{tls13_host} is served by nginx with `ssl_protocols TLSv1.3`; openssl s_client offers at most TLS 1.2: "
+            "the server answers the ClientHello with a fatal protocol_version alert (70), in clear.",
+            (Step(tuple(C.s_client(tls13_host, 443, ta, ["-tls1_2"])), False, stdin=C.http_request(tls13_host)),),
+            _truth([T.flow(A.TLS13_ONLY_IP, 443, "tls_failed", sni=tls13_host, client_tool="openssl s_client",
+                           tls_info=T.tls(None, False, alpn=T.NO_ALPN, offered="TLS 1.2",
+                                          alert=T.alert("server", "protocol_version", 70)),
+                           note="the alert comes instead of a ServerHello")],
+                   [T.resolved(tls13_host)],
+                   answer=T.answer({tls13_host: "blocked"}, findings=["service_blocked"],
+                                   no_findings=["tls_interception", "possible_tls_interception"],
+                                   advice={tls13_host: ["protocol_version", "TLS 1.2", "TLS 1.3"]})),
+            tags=("tls",),
+        ),
+        Scenario(
+            "proxy_connect_5223_ssl_ports",
+            f"Explicit proxy with squid's stock ACLs (`http_access deny CONNECT !SSL_ports`, SSL_ports = 443): "
+            f"CONNECT {courier}:5223 is answered 403 Forbidden, so APNs' own port never gets through the proxy.",
+            (Step(tuple(C.curl(f"https://{courier}:5223/", ta, proxy=stock_proxy)), False),),
+            _truth([T.flow(A.ROUTER_CLIENT_IP, A.STOCK_PROXY_PORT, "refused", names=[courier], reply_ttl=T.ROUTER_TTL,
+                           client_tool="curl", proxy={"connect_target": f"{courier}:5223", "status": 403})], [],
+                   answer=T.answer({"*.push.apple.com": "blocked"}, findings=["service_blocked"],
+                                   advice={"*.push.apple.com": ["SSL_ports", "5223"]})),
+            tags=("proxy",),
         ),
     ]

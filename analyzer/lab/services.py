@@ -3,10 +3,14 @@
 Every server runs in the foreground under the Supervisor (so it is stopped by
 its pid) and is ready only when its port is bound.
 
-    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80), chronyd (NTP)
+    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80), chronyd (NTP);
+                a second nginx for the service scenarios (a TLS 1.3-only host, the
+                host the selective proxy splices)
     control ns: openssl s_server (a non-Apple TLS server)
     router ns:  dnsmasq (the Mac's resolver), unbound (dnsmasq's upstream for
-                the SERVFAIL name: DNSSEC bogus), squid (explicit proxy + ssl-bump), mitmdump
+                the SERVFAIL name: DNSSEC bogus), squid (explicit proxy + ssl-bump), mitmdump;
+                a second squid with Debian's stock ACLs (SSL_ports) and a selective
+                ssl-bump port (bumps one host by SNI, splices the others)
     web (start_web): nginx + aioquic HTTP/3 (apple ns); the hotspot portal's nginx, its
                 every-name dnsmasq and a Private-Relay-off dnsmasq (router ns)
 """
@@ -43,7 +47,7 @@ def mitmdump_path() -> Path:
 def missing_tools() -> list[str]:
     """Programs the lab needs that are not installed (see .ci/lab-deps.sh)."""
     tools = ["ip", "iptables", "conntrack", "ethtool", "ss", "tcpdump", "nginx", "openssl", "chronyd",
-             "dnsmasq", "unbound", "squid", "curl"]
+             "dnsmasq", "unbound", "squid", "curl", "ntpdig"]
     missing = [t for t in tools if shutil.which(t) is None]
     missing += [str(p) for p in (SQUID_CERTGEN, SQUID_NCSA, mitmdump_path()) if not p.exists()]
     if importlib.util.find_spec("aioquic") is None:  # the HTTP/3 server and client (pip install .[test])
@@ -277,10 +281,135 @@ def mitmdump_ready(sup: Supervisor) -> None:
     sup.wait_ready("mitmdump", listening(sup.topo, sup.topo.router, "tcp", A.MITM_PORT), 30)
 
 
+# --- servers of the service scenarios (NTP clients, selective proxy, TLS version mismatch, SSL_ports) ---
+
+def _service_nginx_conf(d: Path, pki: LabPki) -> str:
+    """A TLS 1.3-only host, and the host that the selective proxy splices (TLS 1.2 and 1.3).
+
+    A second nginx with its own addresses: each server is the only one on its socket, so its
+    ssl_protocols holds for the whole handshake (nginx takes the protocols of a socket's default server).
+    """
+    temp = "\n".join(f"    {k}_temp_path {d}/tmp-{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""user root;
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+{temp}
+    default_type text/plain;
+    ssl_ciphers {SERVER_CIPHERS};
+    keepalive_timeout 2s;
+    server {{
+        listen {A.TLS13_ONLY_IP}:443 ssl http2;
+        server_name {A.TLS13_ONLY_NAME};
+        ssl_protocols TLSv1.3;
+        ssl_certificate {pki.chain("tbsc")};
+        ssl_certificate_key {pki.key("tbsc")};
+        location / {{ return 200 "tls 1.3 only\n"; }}
+    }}
+    server {{
+        listen {A.SPLICED_IP}:443 ssl http2;
+        server_name {A.SPLICED_NAME};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate {pki.chain("idmsa")};
+        ssl_certificate_key {pki.key("idmsa")};
+        location / {{ return 200 "idmsa ok\n"; }}
+    }}
+}}
+"""
+
+
+def start_service_nginx(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
+    d = dirs.sub("nginx-svc")
+    conf = d / "nginx.conf"
+    conf.write_text(_service_nginx_conf(d, pki))
+    sup.start("nginx-svc", sup.topo.apple, ["nginx", "-c", str(conf), "-p", str(d)],
+              ready=listening(sup.topo, sup.topo.apple, "tcp", 443, A.SPLICED_IP))
+
+
+def _stock_squid_conf(d: Path, pki: LabPki) -> str:
+    """squid as shipped (Debian's access rules, verbatim in substance) plus a selective ssl-bump port.
+
+    The explicit port denies CONNECT to any port but 443 (`http_access deny CONNECT !SSL_ports`), which
+    is what stops APNs on 5223 behind many proxies. The intercept port peeks at the ClientHello (step 1),
+    then bumps the one host named in `bumped` and splices every other name: the spliced client talks TLS
+    with the real server through the proxy's TCP connections.
+    """
+    return f"""# Debian's stock access rules
+acl localnet src 10.0.0.0/8
+acl SSL_ports port 443
+acl Safe_ports port 80          # http
+acl Safe_ports port 21          # ftp
+acl Safe_ports port 443         # https
+acl Safe_ports port 70          # gopher
+acl Safe_ports port 210         # wais
+acl Safe_ports port 1025-65535  # unregistered ports
+acl Safe_ports port 280         # http-mgmt
+acl Safe_ports port 488         # gss-http
+acl Safe_ports port 591         # filemaker
+acl Safe_ports port 777         # multiling http
+acl CONNECT method CONNECT
+http_access deny !Safe_ports
+http_access deny CONNECT !SSL_ports
+http_access allow localhost manager
+http_access deny manager
+http_access allow localnet
+http_access allow localhost
+http_access deny all
+http_port {A.ROUTER_CLIENT_IP}:{A.STOCK_PROXY_PORT}
+# selective TLS inspection: bump one host, splice the rest (by SNI)
+https_port {A.SELECTIVE_BUMP_PORT} intercept ssl-bump tls-cert={pki.squid_ca} generate-host-certificates=on dynamic_cert_mem_cache_size=4MB
+sslcrtd_program {SQUID_CERTGEN} -s {d}/ssl_db -M 4MB
+sslcrtd_children 2 startup=1 idle=1
+acl step1 at_step SslBump1
+acl bumped ssl::server_name {A.BUMPED_NAME}
+ssl_bump peek step1
+ssl_bump bump bumped
+ssl_bump splice all
+tls_outgoing_options cafile={pki.apple_root}
+cache deny all
+dns_nameservers {A.ROUTER_CLIENT_IP}
+hosts_file none
+pinger_enable off
+visible_hostname lab-stock-proxy.example.net
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log {d}/access.log
+coredump_dir {d}
+cache_effective_user proxy
+shutdown_lifetime 0 seconds
+"""
+
+
+def start_stock_squid(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
+    d = dirs.sub("squid-stock")
+    conf = d / "squid.conf"
+    conf.write_text(_stock_squid_conf(d, pki))
+    shutil.rmtree(d / "ssl_db", ignore_errors=True)
+    sh([str(SQUID_CERTGEN), "-c", "-s", str(d / "ssl_db"), "-M", "4MB"])
+    sh(["chown", "-R", "proxy:proxy", str(d)])
+    # -n: its own service name, so its IPC names never meet the first squid's.
+    sup.start("squid-stock", sup.topo.router, ["squid", "-N", "-n", "squidstock", "-f", str(conf)])
+
+
+def stock_squid_ready(sup: Supervisor) -> None:
+    sup.wait_ready("squid-stock", listening(sup.topo, sup.topo.router, "tcp", A.SELECTIVE_BUMP_PORT), 20)
+
+
+def start_service_servers(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
+    """The servers only the service scenarios use (the second squid is waited for in start_all)."""
+    start_stock_squid(sup, dirs, pki)
+    start_service_nginx(sup, dirs, pki)
+
+
 def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     """Start every server; the slow starters (mitmdump, squid) run while the others come up."""
     start_mitmdump(sup, pki)
     start_squid(sup, dirs, pki)
+    start_service_servers(sup, dirs, pki)
     start_nginx(sup, dirs, pki)
     start_control_server(sup, pki)
     start_courier(sup, pki)
@@ -289,6 +418,7 @@ def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     start_dnsmasq(sup, dirs)
     start_web(sup, dirs, pki)
     squid_ready(sup)
+    stock_squid_ready(sup)
     mitmdump_ready(sup)
 
 
