@@ -215,6 +215,15 @@ def _dns_results(result: EngineResult, matcher: Matcher, catalogue: Catalogue, d
     return out
 
 
+def _mark_probes(flows: list[FlowResult], portal: Portal) -> None:
+    """The connectivity probes the portal answered: they completed, but Apple never saw them."""
+    for f in flows:
+        if f.id in portal.probe_flows:
+            where = f" to {portal.url}" if portal.url else ""
+            f.judgement.reason = f"a captive portal answered Apple's connectivity probe (redirect{where}), not Apple"
+            f.judgement.evidence.extend(e for e in portal.evidence if "probe" in e)
+
+
 def select_client(result: EngineResult, devices: Devices, spec: str) -> EngineResult:
     """Only the flows and DNS of the device(s) that `spec` (an address, a CIDR or a MAC address) names."""
     chosen = devices_matching(devices, spec, [f.flow.client_ip for f in result.flows] +
@@ -234,6 +243,8 @@ def diagnose(result: EngineResult, catalogue: Catalogue, *, all_services: bool =
         result = select_client(result, devices, client)
     flows = _judge_all(result, matcher, classifier, devices)
     portal = detect_portal([f.facts for f in flows], result.dns)
+    if portal is not None:
+        _mark_probes(flows, portal)
     dns = _dns_results(result, matcher, catalogue, devices, portal)
     one_sided = [f for f in flows if server_side_missing(f.facts.flow)]
     if one_sided:

@@ -131,10 +131,11 @@ def _portal_finding(portal: Portal | None, services: list[ServiceRow]) -> Findin
         "A captive portal answers until someone signs in: the Mac shows its sign-in sheet. For managed Macs or "
         "kiosks, exempt Apple's validation hosts (captive.apple.com and the MDM hosts) in the portal's walled "
         "garden.")
-    wf = " || ".join(_addr_clause(a) for a in portal.addresses[:3]) or None
+    probes = [f for r in rows for f in r.flows if f.id in portal.probe_flows]
+    wf = flows_filter(probes) or " || ".join(_addr_clause(a) for a in portal.addresses[:3]) or None
     return Finding(Severity.WARNING, "captive_portal",
                    f"A captive portal ({where}) answers in Apple's place until someone signs in"
-                   + (f": {hosts} wait for it" if rows else ""),
+                   + (f" ({hosts})" if rows else ""),
                    rows[0].entry.id if rows else None, portal.probe_flows, portal.evidence, advice, wf)
 
 

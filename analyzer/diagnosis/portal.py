@@ -18,7 +18,9 @@ from analyzer.inspect import FlowFacts
 
 PROBE_HOSTS = frozenset({"captive.apple.com"})
 PROBE_PATHS = ("/hotspot-detect.html", "/library/test/success.html")
-HIJACK_NAMES = 3  # distinct names, all answered with one local address by one resolver: a portal's DNS
+# Distinct names, all answered with one local address by one resolver: a portal's DNS. Fewer will do when
+# that address is the local box that redirected the probe.
+HIJACK_NAMES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,9 @@ def detect_portal(flows: list[FlowFacts], dns: list[DNSTransaction]) -> Portal |
         names = names - {location_host}
         every = all(set(t.addresses) == {addr} for t in answered
                     if t.server_ip == resolver and t.ts <= last_ts[(resolver, addr)])
-        if not names or not (addr in addresses or (_local(addr) and every and len(names) >= HIJACK_NAMES)):
+        # The probe's server address alone proves nothing of DNS: a transparent portal answers in the
+        # genuine server's name, at the genuine address.
+        if not _local(addr) or not ((every and len(names) >= HIJACK_NAMES) or addr in addresses):
             continue
         hijacked |= names
         if addr not in addresses:

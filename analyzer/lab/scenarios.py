@@ -488,7 +488,7 @@ def _web_scenarios(f: ClientFiles) -> list[Scenario]:
             f"would be 63) with 302 to {A.PORTAL_LOGIN}; the client then loads the portal page, as the Mac's "
             "portal sheet does.",
             (Step(tuple(C.captive_probe()), True), Step(tuple(C.curl(login, ta)), True)),
-            _truth([T.flow(A.CAPTIVE_IP, 80, "intercepted", names=[captive], reply_ttl=T.ROUTER_TTL,
+            _truth([T.flow(A.CAPTIVE_IP, 80, "ok", names=[captive], reply_ttl=T.ROUTER_TTL,
                            client_tool="curl",
                            note=f"the gateway answers for captive.apple.com: 302 Location {login}&orig=..."),
                     T.flow(A.PORTAL_IP, 80, "ok", names=[A.PORTAL_NAME], reply_ttl=T.ROUTER_TTL, client_tool="curl",
