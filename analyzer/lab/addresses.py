@@ -22,7 +22,9 @@ OCSP_IP = "17.253.1.14"  # ocsp.apple.com / crl.apple.com: plain HTTP on 80
 IDENTITY_IP = "17.253.1.15"  # identity.apple.com: TLS 443 (the mixed session's intercepted host)
 SETUP_IP = "17.253.1.16"  # setup.icloud.com: the router rejects every connection to it
 CLOSED_IP = "17.253.1.20"  # an Apple address where nothing listens
-APPLE_ADDRS = (GS_IP, COURIER_IP, MESU_IP, TIME_IP, OCSP_IP, IDENTITY_IP, SETUP_IP, CLOSED_IP)
+SMTP_IP = "17.253.1.87"  # smtp.mail.me.com (iCloud Mail submission): aiosmtpd, STARTTLS on 587
+SMTP_SUBMISSION_PORT = 587
+APPLE_ADDRS = (GS_IP, COURIER_IP, MESU_IP, TIME_IP, OCSP_IP, IDENTITY_IP, SETUP_IP, CLOSED_IP, SMTP_IP)
 
 CONTROL_IP = "198.18.0.10"  # www.example.net: a non-Apple control server
 CONTROL_ADDRS = (CONTROL_IP,)
@@ -46,6 +48,7 @@ A_RECORDS: dict[str, str] = {
     "configuration.apple.com": GS_IP,  # a name the gs server does not host (unrecognized_name)
     "setup.icloud.com": SETUP_IP,
     "www.example.net": CONTROL_IP,
+    "smtp.mail.me.com": SMTP_IP,
 }
 # The CDN chain Apple's download hosts use: name -> akadns -> edgekey -> A.
 CNAME_CHAIN = ("mesu.apple.com", "mesu.apple.com.akadns.net", "mesu.apple.com.edgekey.net")

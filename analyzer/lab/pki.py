@@ -38,6 +38,7 @@ LEAVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "identity": ("apple_auth", ("identity.apple.com",)),
     "mesu": ("apple_public", ("mesu.apple.com",)),
     "control": ("control_root", ("www.example.net",)),
+    "smtp": ("apple_public", ("smtp.mail.me.com",)),
 }
 
 _OIDS = {

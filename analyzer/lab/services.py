@@ -3,7 +3,8 @@
 Every server runs in the foreground under the Supervisor (so it is stopped by
 its pid) and is ready only when its port is bound.
 
-    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80), chronyd (NTP)
+    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80), chronyd (NTP),
+                aiosmtpd (SMTP submission with STARTTLS on 587)
     control ns: openssl s_server (a non-Apple TLS server)
     router ns:  dnsmasq (the Mac's resolver), unbound (dnsmasq's upstream for
                 the SERVFAIL name: DNSSEC bogus), squid (explicit proxy + ssl-bump), mitmdump
@@ -11,11 +12,13 @@ its pid) and is ready only when its port is bound.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,7 @@ def missing_tools() -> list[str]:
              "dnsmasq", "unbound", "squid", "curl"]
     missing = [t for t in tools if shutil.which(t) is None]
     missing += [str(p) for p in (SQUID_CERTGEN, SQUID_NCSA, mitmdump_path()) if not p.exists()]
+    missing += [f"python module {m}" for m in ("aiosmtpd",) if importlib.util.find_spec(m) is None]
     return missing
 
 
@@ -138,6 +142,16 @@ def start_chrony(sup: Supervisor, dirs: ServiceDirs) -> None:
                     "port 123\ncmdport 0\n")
     sup.start("chronyd", sup.topo.apple, ["chronyd", "-d", "-x", "-u", "root", "-f", str(conf)],
               ready=listening(sup.topo, sup.topo.apple, "udp", 123))
+
+
+def start_smtp_submission(sup: Supervisor, pki: LabPki) -> None:
+    """smtp.mail.me.com-like mail submission: aiosmtpd's own CLI on 587, STARTTLS required before
+    MAIL (its default once it has a certificate), every message accepted and discarded (Sink)."""
+    argv = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
+            "-l", f"{A.SMTP_IP}:{A.SMTP_SUBMISSION_PORT}",
+            "--tlscert", str(pki.chain("smtp")), "--tlskey", str(pki.key("smtp"))]
+    ready = listening(sup.topo, sup.topo.apple, "tcp", A.SMTP_SUBMISSION_PORT, A.SMTP_IP)
+    sup.start("aiosmtpd", sup.topo.apple, argv, ready=ready)
 
 
 def _dnsmasq_conf(d: Path) -> str:
@@ -279,6 +293,7 @@ def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     start_control_server(sup, pki)
     start_courier(sup, pki)
     start_chrony(sup, dirs)
+    start_smtp_submission(sup, pki)
     start_unbound(sup, dirs)
     start_dnsmasq(sup, dirs)
     squid_ready(sup)
