@@ -159,6 +159,9 @@ def _verb(line: bytes) -> tuple[bytes, bytes]:
 
 # -- the result ------------------------------------------------------------------
 
+_SNIFF = 8  # bytes `looks_like_tls` needs to tell a TLS record (or an SSLv2 ClientHello)
+
+
 def _result(
     protocol: UpgradeProtocol,
     client: bytes,
@@ -170,7 +173,7 @@ def _result(
 ) -> Upgrade:
     weirds: list[str] = []
     client_tls = server_tls = None
-    c_rest = client[command_end:]
+    c_rest = client[command_end:command_end + _SNIFF]  # enough to tell a TLS record
     if accepted is False:
         if looks_like_tls(c_rest):
             weirds.append("starttls_tls_after_refusal")
@@ -181,7 +184,7 @@ def _result(
         # (the command injection of CVE-2011-0411), or a stream we misread.
         weirds.append("starttls_client_not_tls")
     if accepted and reply is not None:
-        s_rest = server[reply.end:]
+        s_rest = server[reply.end:reply.end + _SNIFF]
         if looks_like_tls(s_rest):
             server_tls = reply.end
         elif s_rest:
@@ -189,7 +192,7 @@ def _result(
     elif accepted is None and client_tls is not None and server:
         # The client went on in TLS, so the server said yes; we could not pair its answer.
         for _, end in _lines(server):
-            if looks_like_tls(server[end:]):
+            if looks_like_tls(server[end:end + _SNIFF]):
                 server_tls = end
                 break
         weirds.append("starttls_reply_unmatched")
