@@ -179,6 +179,13 @@ def test_imap_tagged_answer(status: bytes, accepted: bool) -> None:
     assert up.server_tls == (server.index(SH) if accepted else None)
 
 
+def test_imap_one_tag_for_every_command() -> None:
+    # OpenSSL's s_client tags every command "."; the first ". OK" answers CAPABILITY.
+    server = b"* OK hi\r\n* CAPABILITY IMAP4rev1\r\n. OK listed\r\n. BAD TLS support isn't enabled.\r\n"
+    up = _upgrade(b". CAPABILITY\r\n. STARTTLS\r\n", server)
+    assert (up.command, up.accepted, up.reply) == (". STARTTLS", False, ". BAD TLS support isn't enabled.")
+
+
 def test_imap_literal_is_skipped() -> None:
     client = b"a1 LOGIN {8}\r\nSTARTTLS pass\r\na2 STARTTLS\r\n" + CH
     up = _upgrade(client, b"* OK hi\r\n+ go\r\na1 NO no\r\na2 OK go\r\n" + SH)
@@ -205,6 +212,7 @@ def test_xmpp_proceed_and_failure() -> None:
     (b"SSH-2.0-OpenSSH_9.6\r\n", b"SSH-2.0-OpenSSH_9.6\r\n"),
     (b"EHLO a\r\nSTARTTLS\r\n", b"SSH-2.0-OpenSSH_9.6\r\n"),
     (b"\x00\x01STARTTLS\r\n", SMTP_GREETING),
+    (b" \r\nSTARTTLS\r\n", SMTP_GREETING),
     (b"", SMTP_GREETING),
     (b"STARTTLS", SMTP_GREETING),  # no line end yet
 ])
@@ -266,11 +274,18 @@ EXPECTED = {
         (10021, "ftp-starttls", "ftp.starttls.test", "TLSv13", "AUTH SSL", "234 AUTH SSL successful."),  # curl
     ],
     "starttls-imap-pop3.pcap": [
-        (10143, "imap-starttls", "imap.mail.me.com", "TLSv13", "IFJC1 STARTTLS",
-         "IFJC1 OK Begin TLS negotiation now."),  # imaplib
+        (10143, "imap-starttls", "imap.mail.me.com", "TLSv13", "MNDG1 STARTTLS",
+         "MNDG1 OK Begin TLS negotiation now."),  # imaplib
         (10110, "pop3-starttls", "imap.mail.me.com", "TLSv13", "STLS", "+OK Begin TLS negotiation now."),  # poplib
         (10143, "imap-starttls", "imap.mail.me.com", "TLSv13", "A002 STARTTLS",
          "A002 OK Begin TLS negotiation now."),  # curl
+    ],
+    # Servers without TLS (pyftpdlib's plain handler, Dovecot with ssl = no), asked by openssl s_client,
+    # which then sends its ClientHello anyway.
+    "starttls-refused.pcap": [
+        (10022, "ftp", None, None, "AUTH TLS", '500 Command "AUTH" not understood.'),
+        (10144, "imap", None, None, ". STARTTLS", ". BAD TLS support isn't enabled."),  # one tag for all
+        (10111, "pop3", None, None, "STLS", "-ERR TLS support isn't enabled."),
     ],
 }
 
@@ -282,7 +297,13 @@ def test_real_upgrades_carry_sni_and_tls_version(name: str) -> None:
             f.starttls.command if f.starttls else None, f.starttls.reply if f.starttls else None) for f in flows]
     assert got == EXPECTED[name]
     for f in flows:
-        assert f.starttls is not None and not f.weirds
+        assert f.starttls is not None
+        if f.starttls.accepted is False:
+            # smtplib stops after the 454; openssl s_client sends its ClientHello anyway.
+            assert f.tls is None
+            assert f.weirds == (("starttls_tls_after_refusal",) if name == "starttls-refused.pcap" else ())
+        else:
+            assert not f.weirds
         if f.tls is not None:
             assert f.starttls.accepted is True and f.tls.session.established
             assert f.tls.client_hello is not None and f.tls.server_hello is not None
@@ -311,22 +332,26 @@ def test_tls12_upgrade_shows_the_certificate() -> None:
 
 
 TSHARK_DECODE = ["-d", "tcp.port==10587,smtp", "-d", "tcp.port==10588,smtp", "-d", "tcp.port==10021,ftp",
-                 "-d", "tcp.port==10143,imap", "-d", "tcp.port==10110,pop"]
+                 "-d", "tcp.port==10143,imap", "-d", "tcp.port==10110,pop",
+                 "-d", "tcp.port==10022,ftp", "-d", "tcp.port==10144,imap", "-d", "tcp.port==10111,pop"]
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_sni_agrees_with_tshark(name: str) -> None:
-    # Wireshark's SMTP, IMAP, POP and FTP dissectors follow STARTTLS too (its FTP one only
-    # after AUTH TLS, not curl's AUTH SSL): every ClientHello it finds, we find, with its SNI.
+    # Wireshark's SMTP, IMAP, POP and FTP dissectors follow an accepted upgrade too (and, like
+    # Zeek and us, not a refused one: openssl's ClientHello after a refusal is not TLS to them).
+    # Its FTP dissector knows AUTH TLS only, not curl's AUTH SSL.
     out = subprocess.run(
         ["tshark", "-r", str(LOCAL / name), *TSHARK_DECODE, "-Y", "tls.handshake.type == 1",
          "-T", "fields", "-e", "tcp.srcport", "-e", "tls.handshake.extensions_server_name"],
         capture_output=True, text=True, check=True).stdout
     seen = {int(port): sni for port, sni in (line.split("\t") for line in out.splitlines())}
-    assert seen
     flows = _flows(name)
-    assert {port: flows[port].server_name for port in seen} == seen
+    ours = {port: f.server_name for port, f in flows.items() if f.tls is not None and f.tls.client_hello is not None}
+    assert seen.items() <= ours.items()
+    assert {flows[p].starttls.command for p in set(ours) - set(seen)} <= {"AUTH SSL"}  # type: ignore[union-attr]
+    assert bool(seen) == bool(ours) == (name != "starttls-refused.pcap")
 
 
 # -- Zeek's corpus -----------------------------------------------------------------------

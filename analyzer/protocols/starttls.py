@@ -308,6 +308,7 @@ _LITERAL = re.compile(rb"\{([0-9]{1,9})\+?\}$")  # an IMAP literal's size at the
 
 def _imap(client: bytes, server: bytes) -> Upgrade | None:
     pos = 0
+    tags: list[bytes] = []  # of the commands before STARTTLS
     found: tuple[bytes, bytes, int] | None = None  # tag, command line, offset after it
     while (got := _line(client, pos)) is not None:
         line, end = got
@@ -315,20 +316,27 @@ def _imap(client: bytes, server: bytes) -> Upgrade | None:
         if len(parts) == 2 and parts[1].upper() == b"STARTTLS":
             found = (parts[0], line, end)
             break
+        if parts:
+            tags.append(parts[0])
         if (m := _LITERAL.search(line)) is not None:
             end += int(m.group(1))
         pos = end
     if found is None:
         return None
     tag, command, command_end = found
+    # A client may use one tag for every command (OpenSSL's s_client sends ". CAPABILITY", ". STARTTLS"):
+    # the answer to STARTTLS is then the tagged completion after those of the earlier commands.
+    earlier = tags.count(tag)
     spos = 0
     while (got := _line(server, spos)) is not None:
         line, end = got
         if line.startswith(tag + b" "):
             status = line[len(tag) + 1:].split(b" ", 1)[0].upper()
             if status in (b"OK", b"NO", b"BAD"):
-                return _result(UpgradeProtocol.IMAP, client, server, command, command_end,
-                               _Reply(line, end), status == b"OK")
+                if not earlier:
+                    return _result(UpgradeProtocol.IMAP, client, server, command, command_end,
+                                   _Reply(line, end), status == b"OK")
+                earlier -= 1
         if (m := _LITERAL.search(line)) is not None:
             end += int(m.group(1))
         spos = end
@@ -379,7 +387,7 @@ def _protocol(client: bytes, server: bytes) -> UpgradeProtocol | None:
     if c0 == b"<":
         head = client[:512]
         return UpgradeProtocol.XMPP if b"<stream" in head or b"jabber" in head else None
-    if not c0.isalpha():
+    if not c0 or not 0x21 <= c0[0] <= 0x7E:  # a command (or an IMAP tag) starts with a printable
         return None
     got = _line(client, 0)
     if got is None:
