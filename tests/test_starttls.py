@@ -254,6 +254,18 @@ def test_mutated_dialogues_give_an_upgrade_or_none(dialogue: tuple[bytes, bytes]
             assert off is None or 0 < off <= len(data)
 
 
+_greetings = st.sampled_from([b"", SMTP_GREETING, b"220 ftp\r\n", b"+OK hi\r\n", b"* OK hi\r\n", b"<stream:stream>"])
+_openings = st.sampled_from([b"EHLO a\r\n", b"AUTH TLS\r\n", b"a1 STARTTLS\r\n", b"STLS\r\n", b"<stream:stream>"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_openings, st.binary(max_size=64), _greetings, st.binary(max_size=64))
+def test_arbitrary_bytes_after_an_opening_give_an_upgrade_or_none(c0: bytes, c1: bytes, s0: bytes,
+                                                                  s1: bytes) -> None:
+    up = find_upgrade(c0 + c1, s0 + s1)
+    assert up is None or isinstance(up, Upgrade)
+
+
 # -- real captures -------------------------------------------------------------------
 
 @cache
