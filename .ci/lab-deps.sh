@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the real-network lab (analyzer/lab, tests/lab) needs. Idempotent; needs root.
 #   Debian packages: the servers, firewall, capture and client tools the lab runs.
+#   aiosmtpd (the lab's SMTP submission server) comes with the project's test extra (pyproject.toml).
 #   mitmproxy: in its own venv (/opt/apple-net-lab/mitm-venv), because its pinned
 #   dependencies must not clash with the project's venv.
 #   aioquic (HTTP/3 server and client of the web scenarios) comes with the project's

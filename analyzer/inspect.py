@@ -18,6 +18,7 @@ from analyzer.flows.records import FlowRecord
 from analyzer.protocols import http, ntp, quic, tls
 from analyzer.protocols._buffer import ParseError
 from analyzer.protocols.fingerprints import ja3, ja3s, ja4
+from analyzer.protocols.starttls import Upgrade, find_upgrade
 from analyzer.protocols.x509 import Certificate, parse_chain
 
 TCP, UDP = 6, 17
@@ -80,12 +81,13 @@ class NTPFacts:
 @dataclass(frozen=True, slots=True)
 class FlowFacts:
     flow: FlowRecord
-    app: str | None  # tls | http | http-connect | quic | ntp | dns | None
+    app: str | None  # tls | http | http-connect | quic | ntp | dns | smtp-starttls, smtp (imap, pop3, ftp, xmpp) | None
     tls: TLSFacts | None = None
     http: HTTPFacts | None = None
     quic: QUICFacts | None = None
     ntp: NTPFacts | None = None
     weirds: tuple[str, ...] = ()
+    starttls: Upgrade | None = None  # an in-band upgrade to TLS, accepted or refused
 
     @property
     def server_name(self) -> str | None:
@@ -202,7 +204,7 @@ def _inspect_tcp(flow: FlowRecord) -> FlowFacts:
     start = tls.tls_start(c_data) if c_data else None
     if start is not None or (not c_data and tls.looks_like_tls(s_data)):
         facts, weirds = _tls(flow, c_data[start or 0:], s_data, start or 0, 0, tunnelled=False)
-        return _make_flow_facts(flow, "tls", facts, None, None, None, tuple(weirds))
+        return _make_flow_facts(flow, "tls", facts, None, None, None, tuple(weirds), None)
     if http.looks_like_http_request(c_data):
         # Each side on its own: a bad line in one head must not cost the other, or a tunnel's TLS.
         http_weirds: list[str] = []
@@ -229,9 +231,30 @@ def _inspect_tcp(flow: FlowRecord) -> FlowFacts:
                     http_weirds += tunnel_weirds
             return FlowFacts(flow, "http-connect", tls=tunnel_tls, http=facts_http, weirds=tuple(http_weirds))
         return FlowFacts(flow, "http", http=facts_http, weirds=tuple(http_weirds))
+    upgrade = find_upgrade(c_data, s_data)
+    if upgrade is not None:
+        return _inspect_starttls(flow, c_data, s_data, upgrade)
     if flow.server_port == 53 or flow.client_port == 53:
         return FlowFacts(flow, "dns")
     return FlowFacts(flow, None)
+
+
+def _inspect_starttls(flow: FlowRecord, c_data: bytes, s_data: bytes, upgrade: Upgrade) -> FlowFacts:
+    """A clear-text dialogue that asked for TLS: the TLS after an accepted upgrade, as Zeek's analyzers hand it on.
+
+    `app` says both, in the spirit of Zeek's conn.log service "smtp,ssl": `smtp-starttls`
+    when TLS followed the upgrade, the bare protocol (`smtp`) when it was refused or no
+    TLS followed; `starttls` keeps the command and the server's answer either way.
+    """
+    weirds = list(upgrade.weirds)
+    facts = None
+    if upgrade.client_tls is not None or upgrade.server_tls is not None:
+        c_base = upgrade.client_tls if upgrade.client_tls is not None else len(c_data)
+        s_base = upgrade.server_tls if upgrade.server_tls is not None else len(s_data)
+        facts, tls_weirds = _tls(flow, c_data[c_base:], s_data[s_base:], c_base, s_base, tunnelled=False)
+        weirds += tls_weirds
+    app = f"{upgrade.protocol}-starttls" if facts is not None else str(upgrade.protocol)
+    return FlowFacts(flow, app, tls=facts, weirds=tuple(weirds), starttls=upgrade)
 
 
 # -- UDP ---------------------------------------------------------------------

@@ -24,8 +24,10 @@ SETUP_IP = "17.253.1.16"  # setup.icloud.com: the router rejects every connectio
 CLOSED_IP = "17.253.1.20"  # an Apple address where nothing listens
 TLS13_ONLY_IP = "17.253.1.17"  # tbsc.apple.com: nginx that accepts TLS 1.3 only
 SPLICED_IP = "17.253.1.18"  # idmsa.apple.com: TLS 1.2, behind the selective proxy, which splices it
+SMTP_IP = "17.253.1.87"  # smtp.mail.me.com (iCloud Mail submission): aiosmtpd, STARTTLS on 587
+SMTP_SUBMISSION_PORT = 587
 APPLE_ADDRS = (GS_IP, COURIER_IP, MESU_IP, TIME_IP, OCSP_IP, IDENTITY_IP, SETUP_IP, CLOSED_IP,
-               TLS13_ONLY_IP, SPLICED_IP)
+               TLS13_ONLY_IP, SPLICED_IP, SMTP_IP)
 
 CONTROL_IP = "198.18.0.10"  # www.example.net: a non-Apple control server
 CONTROL_ADDRS = (CONTROL_IP,)
@@ -54,6 +56,7 @@ A_RECORDS: dict[str, str] = {
     "tbsc.apple.com": TLS13_ONLY_IP,
     "idmsa.apple.com": SPLICED_IP,
     "time-macos.apple.com": CLOSED_IP,  # DNS gives an address where no NTP server runs
+    "smtp.mail.me.com": SMTP_IP,
 }
 # The CDN chain Apple's download hosts use: name -> akadns -> edgekey -> A.
 CNAME_CHAIN = ("mesu.apple.com", "mesu.apple.com.akadns.net", "mesu.apple.com.edgekey.net")

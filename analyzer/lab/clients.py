@@ -49,6 +49,18 @@ def s_client(host: str, port: int, cafile: Path, extra: list[str], sni: str | No
             "-connect", f"{host}:{port}", "-servername", sni or host, *extra]
 
 
+def curl_smtp_submission(host: str, port: int, cafile: Path, sender: str, rcpt: str,
+                         timeout: float = 5.0) -> list[str]:
+    """curl submitting one message, read from stdin, over SMTP that must upgrade with STARTTLS (--ssl-reqd)."""
+    return ["curl", "-4", "-sS", "--ssl-reqd", "--cacert", str(cafile), "--connect-timeout", f"{timeout:g}",
+            "--max-time", f"{timeout:g}", "--mail-from", sender, "--mail-rcpt", rcpt, "--upload-file", "-",
+            f"smtp://{host}:{port}"]
+
+
+def mail_message(sender: str, rcpt: str, subject: str) -> bytes:
+    return f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nSent from the lab's Mac.\r\n".encode()
+
+
 def http_request(host: str) -> bytes:
     return f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
 

@@ -42,6 +42,7 @@ LEAVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "mask": ("apple_auth", ("mask.icloud.com", "mask-h2.icloud.com")),  # iCloud Private Relay ingress
     "tbsc": ("apple_auth", ("tbsc.apple.com",)),  # the TLS 1.3-only server
     "idmsa": ("apple_auth", ("idmsa.apple.com",)),  # the host the selective proxy splices
+    "smtp": ("apple_public", ("smtp.mail.me.com",)),
 }
 
 _OIDS = {

@@ -365,7 +365,33 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
     ]
     out += _web_scenarios(f)
     out += _service_scenarios(f)
+    out += _starttls_scenarios(f)
     return out
+
+
+def _starttls_scenarios(f: ClientFiles) -> list[Scenario]:
+    """Mail submission that upgrades in-band: the TLS comes after a clear-text SMTP dialogue."""
+    host, sender, rcpt = "smtp.mail.me.com", "mac@lab.example.net", "someone@lab.example.net"
+    return [
+        Scenario(
+            "starttls_mail_submission",
+            f"A mail client (curl --ssl-reqd) submits one message to {host}:587, iCloud Mail's submission host "
+            "(aiosmtpd in the lab): EHLO in clear, STARTTLS answered 220, then a TLS 1.3 handshake with SNI "
+            f"{host} and the message inside it. The TLS is found after the clear-text dialogue, as Zeek's SMTP "
+            "analyzer hands the stream to its SSL analyzer. The catalogue lists no mail host: the flow is "
+            "attributed by Apple's 17.0.0.0/8.",
+            (Step(tuple(C.curl_smtp_submission(host, A.SMTP_SUBMISSION_PORT, f.trust_apple, sender, rcpt)), True,
+                  stdin=C.mail_message(sender, rcpt, "starttls lab")),),
+            _truth([T.flow(A.SMTP_IP, A.SMTP_SUBMISSION_PORT, "ok", sni=host, client_tool="curl",
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.NO_ALPN),
+                           note="SMTP EHLO and STARTTLS (220) in clear, then TLS 1.3")],
+                   [T.resolved(host)],
+                   answer=T.answer({"17.0.0.0/8": "working"},
+                                   no_findings=["tls_interception", "possible_tls_interception", "service_blocked",
+                                                "blocked_port", "undocumented_port"])),
+            tags=("starttls",),
+        ),
+    ]
 
 
 def _mixed_session(f: ClientFiles) -> Scenario:

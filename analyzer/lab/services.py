@@ -3,7 +3,8 @@
 Every server runs in the foreground under the Supervisor (so it is stopped by
 its pid) and is ready only when its port is bound.
 
-    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80), chronyd (NTP);
+    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80), chronyd (NTP),
+                aiosmtpd (SMTP submission with STARTTLS on 587);
                 a second nginx for the service scenarios (a TLS 1.3-only host, the
                 host the selective proxy splices)
     control ns: openssl s_server (a non-Apple TLS server)
@@ -24,6 +25,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,7 @@ def missing_tools() -> list[str]:
     missing += [str(p) for p in (SQUID_CERTGEN, SQUID_NCSA, mitmdump_path()) if not p.exists()]
     if importlib.util.find_spec("aioquic") is None:  # the HTTP/3 server and client (pip install .[test])
         missing.append("python package aioquic")
+    missing += [f"python module {m}" for m in ("aiosmtpd",) if importlib.util.find_spec(m) is None]
     return missing
 
 
@@ -148,6 +151,16 @@ def start_chrony(sup: Supervisor, dirs: ServiceDirs) -> None:
                     "port 123\ncmdport 0\n")
     sup.start("chronyd", sup.topo.apple, ["chronyd", "-d", "-x", "-u", "root", "-f", str(conf)],
               ready=listening(sup.topo, sup.topo.apple, "udp", 123))
+
+
+def start_smtp_submission(sup: Supervisor, pki: LabPki) -> None:
+    """smtp.mail.me.com-like mail submission: aiosmtpd's own CLI on 587, STARTTLS required before
+    MAIL (its default once it has a certificate), every message accepted and discarded (Sink)."""
+    argv = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
+            "-l", f"{A.SMTP_IP}:{A.SMTP_SUBMISSION_PORT}",
+            "--tlscert", str(pki.chain("smtp")), "--tlskey", str(pki.key("smtp"))]
+    ready = listening(sup.topo, sup.topo.apple, "tcp", A.SMTP_SUBMISSION_PORT, A.SMTP_IP)
+    sup.start("aiosmtpd", sup.topo.apple, argv, ready=ready)
 
 
 def _dnsmasq_conf(d: Path) -> str:
@@ -414,6 +427,7 @@ def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     start_control_server(sup, pki)
     start_courier(sup, pki)
     start_chrony(sup, dirs)
+    start_smtp_submission(sup, pki)
     start_unbound(sup, dirs)
     start_dnsmasq(sup, dirs)
     start_web(sup, dirs, pki)

@@ -15,6 +15,7 @@ from analyzer.engine import CaptureSummary
 from analyzer.flows.records import DirectionStats, FlowRecord
 from analyzer.inspect import FlowFacts, TLSFacts
 from analyzer.neighbors import NeighborBinding
+from analyzer.protocols.starttls import Upgrade
 from analyzer.protocols.tls_registry import alert_name, version_name
 from analyzer.protocols.x509 import Certificate
 
@@ -79,6 +80,18 @@ def tls_dict(t: TLSFacts) -> dict[str, Any]:
     }
 
 
+def starttls_dict(u: Upgrade) -> dict[str, Any]:
+    """The in-band upgrade: what the client asked and what the server answered (454, NO, -ERR: refused)."""
+    return {
+        "protocol": u.protocol.value,
+        "command": u.command,
+        "reply": u.reply,
+        "accepted": u.accepted,
+        "client_tls_offset": u.client_tls,
+        "server_tls_offset": u.server_tls,
+    }
+
+
 def _direction(d: DirectionStats) -> dict[str, Any]:
     ttls = d.ttls
     return {
@@ -119,6 +132,7 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
         "proxy": None,
         "http": None,
         "ntp": None,
+        "starttls": None,
         "rtt": {"syn_synack": r.rtt_syn_synack, "synack_ack": r.rtt_synack_ack},
         "rsts": [
             {"ts": x.ts, "from": x.sender.value, "ttl": x.ttl, "ip_id": x.ip_id, "window": x.window,
@@ -162,6 +176,8 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
         }
         if f.http.connect_target is not None:
             out["proxy"] = {"connect_target": f.http.connect_target, "status": resp.status if resp else None}
+    if f.starttls is not None:
+        out["starttls"] = starttls_dict(f.starttls)
     if f.ntp is not None:
         out["ntp"] = {"requests": f.ntp.requests, "replies": f.ntp.replies, "stratum": f.ntp.stratum,
                       "kiss_code": f.ntp.kiss_code}
