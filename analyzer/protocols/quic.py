@@ -72,6 +72,7 @@ __all__ = [
     "initial_keys",
     "initial_salt",
     "initial_secrets",
+    "is_client_initial",
     "looks_like_quic",
     "packet_keys",
     "parse_frames",
@@ -195,6 +196,23 @@ def looks_like_quic(data: bytes) -> bool:
         return False
     version = int.from_bytes(data[1:5], "big")
     return version == 0 or _known(version)
+
+
+MIN_CLIENT_INITIAL_DATAGRAM = 1200  # RFC 9000 14.1: clients pad datagrams with Initials to this size
+
+
+def is_client_initial(data: bytes) -> bool:
+    """A client's first flight beyond doubt: an Initial of a version we know in a datagram padded to
+    1,200 bytes. Other protocols' packets can pass `looks_like_quic` (an unsynchronised NTP request
+    is 0xe3 then zeros: a Version Negotiation); nothing else is shaped like this, whatever the port.
+    """
+    if len(data) < MIN_CLIENT_INITIAL_DATAGRAM or data[0] & 0xC0 != 0xC0:
+        return False
+    version = int.from_bytes(data[1:5], "big")
+    if version == 0 or not _known(version):
+        return False
+    types = _TYPES_V2 if version == QUIC_V2 else _TYPES_V1
+    return types[(data[0] >> 4) & 0x03] == PacketType.INITIAL
 
 
 def _parse_long(data: bytes, start: int) -> LongHeader:
