@@ -65,8 +65,12 @@ class HTTPFacts:
 
 @dataclass(frozen=True, slots=True)
 class QUICFacts:
+    """The QUIC handshake as far as Initial packets show it: the TLS hellos, never the certificates."""
+
     state: quic.QUICFlowState
     ja4: str | None
+    ja3: str | None = None  # of the ClientHello inside the client's Initials, as Suricata logs for QUIC
+    ja3s: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,8 +255,14 @@ def _inspect_quic(flow: FlowRecord) -> FlowFacts:
             if isinstance(ev, quic.QUICWeird):
                 weirds.append(ev.kind)
     state = asm.state
-    ch = state.client_hello
-    return FlowFacts(flow, "quic", quic=QUICFacts(state, ja4(ch, "q") if ch is not None else None), weirds=tuple(weirds))
+    ch, sh = state.client_hello, state.server_hello
+    facts = QUICFacts(
+        state,
+        ja4=ja4(ch, "q") if ch is not None else None,
+        ja3=ja3(ch)[1] if ch is not None else None,
+        ja3s=ja3s(sh)[1] if sh is not None else None,
+    )
+    return FlowFacts(flow, "quic", quic=facts, weirds=tuple(weirds))
 
 
 def _inspect_ntp(flow: FlowRecord) -> FlowFacts:
