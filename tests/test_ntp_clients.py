@@ -58,6 +58,13 @@ def test_real_clients_are_ntp(name: str) -> None:
             assert f.ntp.replies == 0 and f.flow.server.packets == 0
 
 
+def test_the_lookups_are_dns() -> None:
+    # The other owned port of the registry: each capture's lookups of time.apple.com.
+    for name in CAPTURES:
+        flows = [f for f in run_engine([LOCAL / f"{name}.pcap"]).flows if f.flow.server_port == 53]
+        assert flows and {f.app for f in flows} == {"dns"} and not any(f.weirds for f in flows)
+
+
 def test_ntpdig_request_is_what_quic_sniffing_mistook() -> None:
     # The reason for the rule: on its own this datagram passes the QUIC test.
     (request,) = [d.payload for d in udp_payloads(LOCAL / "ntp-ntpdig.pcap", 123) if d.dst == (TIME_APPLE, 123)]
