@@ -1,6 +1,7 @@
 """QUIC Initial parsing: RFC test vectors, corpus captures against their baselines,
 local aioquic captures (multi-Initial ClientHello, Retry, Version Negotiation,
-CONNECTION_CLOSE) and property tests."""
+CONNECTION_CLOSE), the flow record's `tls` object against Zeek's ssl.log, and
+property tests."""
 
 from __future__ import annotations
 
