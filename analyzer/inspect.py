@@ -66,8 +66,12 @@ class HTTPFacts:
 
 @dataclass(frozen=True, slots=True)
 class QUICFacts:
+    """The QUIC handshake as far as Initial packets show it: the TLS hellos, never the certificates."""
+
     state: quic.QUICFlowState
     ja4: str | None
+    ja3: str | None = None  # of the ClientHello inside the client's Initials, as Suricata logs for QUIC
+    ja3s: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +278,14 @@ def _inspect_quic(flow: FlowRecord) -> FlowFacts:
             if isinstance(ev, quic.QUICWeird):
                 weirds.append(ev.kind)
     state = asm.state
-    ch = state.client_hello
-    return FlowFacts(flow, "quic", quic=QUICFacts(state, ja4(ch, "q") if ch is not None else None), weirds=tuple(weirds))
+    ch, sh = state.client_hello, state.server_hello
+    facts = QUICFacts(
+        state,
+        ja4=ja4(ch, "q") if ch is not None else None,
+        ja3=ja3(ch)[1] if ch is not None else None,
+        ja3s=ja3s(sh)[1] if sh is not None else None,
+    )
+    return FlowFacts(flow, "quic", quic=facts, weirds=tuple(weirds))
 
 
 def _inspect_ntp(flow: FlowRecord) -> FlowFacts:
@@ -299,14 +309,68 @@ def _inspect_ntp(flow: FlowRecord) -> FlowFacts:
     return FlowFacts(flow, "ntp", ntp=NTPFacts(len(requests), replies, stratum, kiss), weirds=tuple(weirds))
 
 
+def _parses_as_ntp(payload: bytes) -> bool:
+    """An NTP packet of a time-carrying mode (1-5); control modes 6/7 and mode 0 are not enough."""
+    try:
+        return ntp.parse_ntp(payload).mode != ntp.NTPMode.RESERVED
+    except ParseError:
+        return False
+
+
+_DNS_OPCODES = frozenset({0, 1, 2, 4, 5, 6})  # QUERY, IQUERY, STATUS, NOTIFY, UPDATE, DSO (IANA)
+
+
+def _parses_as_dns(payload: bytes) -> bool:
+    """A DNS header with a question and a known opcode. Only the header: the DNS map parses every
+    message in full anyway, and a full parse here would cost each DNS flow ~45 us for nothing."""
+    return len(payload) >= 12 and payload[4:6] != b"\x00\x00" and (payload[2] >> 3) & 0x0F in _DNS_OPCODES
+
+
+def _inspect_dns(flow: FlowRecord) -> FlowFacts:
+    return FlowFacts(flow, "dns")  # the DNS map reads the messages; the flow only says what it carried
+
+
+@dataclass(frozen=True, slots=True)
+class PortProtocol:
+    """A protocol that owns a UDP port: on that port it is tried before content sniffing.
+
+    Content sniffing cannot tell every protocol apart: an NTP request from an
+    unsynchronised client (ntpdig) starts 0xe3 0x00 0x00 0x00 0x00, a QUIC
+    long header of version 0, that is a Version Negotiation. So the order is:
+    a padded QUIC client Initial (`quic.is_client_initial`, which no other
+    protocol resembles) is QUIC on any port; then the first client datagram
+    goes to the parser of each protocol owning one of the flow's ports, and
+    the first that reads it wins; then QUIC sniffing; and failing that the
+    port's inspector runs anyway, so that its parse errors become its weirds.
+    """
+
+    name: str
+    ports: frozenset[int]
+    parses: Callable[[bytes], bool]
+    inspect: Callable[[FlowRecord], FlowFacts]
+
+    def owns(self, flow: FlowRecord) -> bool:
+        return flow.server_port in self.ports or flow.client_port in self.ports
+
+
+UDP_PORT_PROTOCOLS: tuple[PortProtocol, ...] = (
+    PortProtocol("ntp", frozenset({123}), _parses_as_ntp, _inspect_ntp),
+    PortProtocol("dns", frozenset({53}), _parses_as_dns, _inspect_dns),
+)
+
+
 def _inspect_udp(flow: FlowRecord) -> FlowFacts:
     first = flow.client.datagrams[0].payload if flow.client.datagrams else b""
+    if quic.is_client_initial(first):
+        return _inspect_quic(flow)
+    owners = [p for p in UDP_PORT_PROTOCOLS if p.owns(flow)]
+    for p in owners:
+        if p.parses(first):
+            return p.inspect(flow)
     if first and (quic.looks_like_quic(first) or quic.parse_gquic_client_hello(first) is not None):
         return _inspect_quic(flow)
-    if flow.server_port == 123 or flow.client_port == 123:
-        return _inspect_ntp(flow)
-    if flow.server_port == 53 or flow.client_port == 53:
-        return FlowFacts(flow, "dns")
+    if owners:
+        return owners[0].inspect(flow)
     return FlowFacts(flow, None)
 
 

@@ -1,18 +1,24 @@
 """QUIC Initial parsing: RFC test vectors, corpus captures against their baselines,
 local aioquic captures (multi-Initial ClientHello, Retry, Version Negotiation,
-CONNECTION_CLOSE) and property tests."""
+CONNECTION_CLOSE), the flow record's `tls` object against Zeek's ssl.log, and
+property tests."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from helpers_udp import CORPUS, LOCAL, Datagram, fmt, udp_datagrams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analyzer.engine import run_engine
+from analyzer.inspect import QUICFacts
 from analyzer.protocols._buffer import ParseError
 from analyzer.protocols.quic import (
     QUIC_V1,
@@ -47,7 +53,8 @@ from analyzer.protocols.quic import (
     split_datagram,
     version_name,
 )
-from analyzer.protocols.tls import parse_client_hello, parse_server_hello
+from analyzer.protocols.tls import HRR_RANDOM, parse_client_hello, parse_server_hello
+from analyzer.report.records import flow_dict, quic_tls_dict
 
 EXPECTED = {
     rec["id"]: rec for rec in map(json.loads, (CORPUS / "expected.jsonl").read_text().splitlines())
@@ -383,6 +390,136 @@ def test_zeek_quic_log(capture_id: str, baseline: str) -> None:
     assert _history(e for _, e in events) == zeek_first == "ISishoHO"
     assert state.server_answered and state.client_one_rtt and state.server_one_rtt
     assert not [e for _, e in events if isinstance(e, QUICWeird)]
+
+
+def _quic_records(path: str) -> list[dict[str, object]]:
+    """The engine's flow records (what `apple-net flows --format json` writes) of the QUIC flows in a capture."""
+    p = Path(path) if Path(path).is_absolute() else CORPUS / path
+    return [flow_dict(f) for f in run_engine([p]).flows if f.app == "quic"]
+
+
+@pytest.mark.parametrize(("capture_id", "baseline"), ZEEK_QUIC)
+def test_quic_tls_record_is_zeeks_ssl_log(capture_id: str, baseline: str) -> None:
+    (row,) = _zeek_log(f"zeek/testing/btest/Baseline/{baseline}/ssl.log")
+    (fact,) = EXPECTED[capture_id]["facts"]["tls"]
+    (rec,) = _quic_records(EXPECTED[capture_id]["file"])
+    tls = rec["tls"]
+    assert isinstance(tls, dict) and tls["transport"] == "quic"
+    assert (tls["version"], tls["cipher"], tls["server_name"]) == (row["version"], row["cipher"], row["server_name"])
+    assert (tls["version"], tls["cipher"]) == (fact["version"], fact["cipher"])
+    assert tls["resumed"] is (row["resumed"] == "T") is (fact["resumed"] == "T")  # chromium: PSK accepted
+    assert tls["ssl_history"] == row["ssl_history"] == "Cs"
+    # Zeek writes established F although these handshakes completed (its
+    # quic.log history has Handshake packets and 1-RTT both ways): its QUIC
+    # analyzer gives the SSL analyzer only the CRYPTO data of Initials, and
+    # the Finished messages travel in Handshake packets whose keys a passive
+    # observer never has. `established` keeps that meaning (a TLS handshake
+    # seen to finish); the QUIC handshake going on is `quic.server_one_rtt`.
+    assert tls["established"] is False and row["established"] == "F"
+    quic = rec["quic"]
+    assert isinstance(quic, dict) and quic["server_one_rtt"] and quic["client_one_rtt"]
+    # What Initials cannot show stays empty: the certificate chain (row:
+    # cert_chain_fps "-") and the server's ALPN choice (next_protocol "-").
+    assert tls["certificates"] == [] and row["cert_chain_fps"] == "-"
+    assert tls["alpn"] == [] and row["next_protocol"] == "-"
+    assert tls["client_alpn"] == quic["alpn"] and tls["ja4"] == quic["ja4"]
+
+
+# Corpus and local QUIC traces without a Zeek ssl.log: the ServerHello in the
+# server's Initial as tshark 4.0 decrypts it (`-Y tls.handshake.type==2 -e
+# tls.handshake.extensions.supported_version -e tls.handshake.ciphersuite`).
+QUIC_SERVER_HELLOS = [
+    ("tcpdump/tests/quic_handshake.pcap", {443: ("TLSv13", "TLS_AES_128_GCM_SHA256")}),
+    ("tcpdump/tests/quic_handshake_truncated.pcap", {443: ("TLSv13", "TLS_AES_128_GCM_SHA256")}),
+    ("suricata-verify/tests/quic-ietf/input.pcap", {443: ("TLSv13", "TLS_AES_256_GCM_SHA384")}),
+    ("ndpi/tests/cfgs/default/pcap/quic_0RTT.pcap",
+     {443: ("TLSv13", "TLS_AES_128_GCM_SHA256"), 4443: ("TLSv13", "TLS_AES_128_GCM_SHA256")}),
+    (str(LOCAL / "quic-aioquic-big.pcap"), {4433: ("TLSv13", "TLS_AES_256_GCM_SHA384")}),
+    (str(LOCAL / "quic-aioquic-retry.pcap"), {4433: ("TLSv13", "TLS_AES_256_GCM_SHA384")}),
+    (str(LOCAL / "quic-aioquic-vn.pcap"), {4433: ("TLSv13", "TLS_AES_256_GCM_SHA384")}),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), QUIC_SERVER_HELLOS, ids=lambda v: Path(v).name if isinstance(v, str) else "")
+def test_quic_traces_carry_their_tls_version(path: str, expected: dict[int, tuple[str, str]]) -> None:
+    records = _quic_records(path)
+    got = {}
+    for rec in records:
+        tls, server = rec["tls"], rec["server"]
+        assert isinstance(tls, dict) and isinstance(server, dict)
+        assert tls["transport"] == "quic" and tls["established"] is False
+        got[server["port"]] = (tls["version"], tls["cipher"])
+    assert got == expected
+
+
+def test_quic_crypto_error_is_the_tls_alert() -> None:
+    # aioquic's server closes with 0x178 = 0x100 + 120 (RFC 9001 4.8): the TLS
+    # alert no_application_protocol, sent instead of a ServerHello.
+    (rec,) = _quic_records(str(LOCAL / "quic-aioquic-close.pcap"))
+    tls = rec["tls"]
+    assert isinstance(tls, dict)
+    assert (tls["version"], tls["cipher"], tls["ssl_history"]) == (None, None, "C")
+    assert tls["alert"] == {"from": "server", "level": "fatal", "description": "no_application_protocol",
+                            "code": 120, "encrypted": False, "inferred": False}
+    assert tls["client_alpn"] == ["nope"] and tls["server_name"] == "gateway.icloud.com"
+
+
+def _server_initial(dcid: bytes, scid: bytes, pn: int, frames: bytes) -> bytes:
+    """A server Initial (QUIC v1) protected as RFC 9001 5 says: for hand-built handshakes only."""
+    keys = initial_keys(dcid, QUIC_V1, from_client=False)
+    body_length = 4 + len(frames) + 16  # packet number, frames, AEAD tag
+    header = (bytes([0xC3]) + QUIC_V1.to_bytes(4, "big") + bytes([len(scid)]) + scid + bytes([len(dcid)]) + dcid
+              + b"\x00" + (0x4000 | body_length).to_bytes(2, "big") + pn.to_bytes(4, "big"))
+    nonce = (int.from_bytes(keys.iv, "big") ^ pn).to_bytes(12, "big")
+    sealed = AESGCM(keys.key).encrypt(nonce, frames, header)
+    encryptor = Cipher(algorithms.AES(keys.hp), modes.ECB()).encryptor()
+    mask = encryptor.update(sealed[:16]) + encryptor.finalize()
+    pn_at = len(header) - 4
+    protected = bytes([header[0] ^ (mask[0] & 0x0F)]) + header[1:pn_at] + bytes(
+        b ^ m for b, m in zip(header[pn_at:], mask[1:5]))
+    return protected + sealed
+
+
+def _server_hello_message(random: bytes, extensions: bytes) -> bytes:
+    body = b"\x03\x03" + random + b"\x00" + b"\x13\x01" + b"\x00" + len(extensions).to_bytes(2, "big") + extensions
+    return b"\x02" + len(body).to_bytes(3, "big") + body
+
+
+def test_hello_retry_request_then_server_hello() -> None:
+    # Hand-built: the server answers the RFC 9001 client Initial with a
+    # HelloRetryRequest (x25519 wanted), then, in its next Initial, the
+    # ServerHello that counts. The record reports the final one.
+    versions = b"\x00\x2b\x00\x02\x03\x04"
+    hrr = _server_hello_message(HRR_RANDOM, versions + b"\x00\x33\x00\x02\x00\x1d")
+    final = _server_hello_message(bytes(range(32)), versions + b"\x00\x33\x00\x24\x00\x1d\x00\x20" + bytes(32))
+    scid = bytes.fromhex("f067a5502a4262b5")
+
+    def crypto(offset: int, data: bytes) -> bytes:
+        return b"\x06" + bytes([offset]) + (0x4000 | len(data)).to_bytes(2, "big") + data + bytes(20)
+
+    asm = QUICInitialAssembler()
+    asm.feed(V1_CLIENT_PACKET, True)
+    first = asm.feed(_server_initial(RFC_DCID, scid, 0, crypto(0, hrr)), False)
+    second = asm.feed(_server_initial(RFC_DCID, scid, 1, crypto(len(hrr), final)), False)
+    assert [e.hello.is_hello_retry_request for e in first + second if isinstance(e, QUICServerHello)] == [True, False]
+    state = asm.state
+    assert state.hello_retry_request and state.server_hello is not None
+    assert state.server_hello.random == bytes(range(32))
+    facts = QUICFacts(state, ja4=None)
+    tls = quic_tls_dict(facts)
+    assert (tls["version"], tls["cipher"], tls["hello_retry_request"]) == ("TLSv13", "TLS_AES_128_GCM_SHA256", True)
+    # Only the HelloRetryRequest seen (the capture ends): no version chosen yet.
+    asm = QUICInitialAssembler()
+    asm.feed(V1_CLIENT_PACKET, True)
+    asm.feed(_server_initial(RFC_DCID, scid, 0, crypto(0, hrr)), False)
+    tls = quic_tls_dict(QUICFacts(asm.state, ja4=None))
+    assert (tls["version"], tls["cipher"], tls["hello_retry_request"], tls["ssl_history"]) == (None, None, True, "Cs")
+
+
+def test_google_quic_has_no_tls_record() -> None:
+    # gQUIC Q0xx hellos are QUIC crypto, not TLS: nothing to put in `tls`.
+    (rec,) = [r for r in _quic_records(EXPECTED["ndpi-http-ipv6"]["file"])]
+    assert rec["tls"] is None and rec["sni"] == "www.google.it"
 
 
 def test_zeek_quicv2_client_hello_repeated_initials() -> None:

@@ -72,6 +72,7 @@ __all__ = [
     "initial_keys",
     "initial_salt",
     "initial_secrets",
+    "is_client_initial",
     "looks_like_quic",
     "packet_keys",
     "parse_frames",
@@ -195,6 +196,23 @@ def looks_like_quic(data: bytes) -> bool:
         return False
     version = int.from_bytes(data[1:5], "big")
     return version == 0 or _known(version)
+
+
+MIN_CLIENT_INITIAL_DATAGRAM = 1200  # RFC 9000 14.1: clients pad datagrams with Initials to this size
+
+
+def is_client_initial(data: bytes) -> bool:
+    """A client's first flight beyond doubt: an Initial of a version we know in a datagram padded to
+    1,200 bytes. Other protocols' packets can pass `looks_like_quic` (an unsynchronised NTP request
+    is 0xe3 then zeros: a Version Negotiation); nothing else is shaped like this, whatever the port.
+    """
+    if len(data) < MIN_CLIENT_INITIAL_DATAGRAM or data[0] & 0xC0 != 0xC0:
+        return False
+    version = int.from_bytes(data[1:5], "big")
+    if version == 0 or not _known(version):
+        return False
+    types = _TYPES_V2 if version == QUIC_V2 else _TYPES_V1
+    return types[(data[0] >> 4) & 0x03] == PacketType.INITIAL
 
 
 def _parse_long(data: bytes, start: int) -> LongHeader:
@@ -596,7 +614,8 @@ class QUICFlowState:
     client_scid: bytes | None
     server_scid: bytes | None
     client_hello: ClientHello | None
-    server_hello: ServerHello | None
+    server_hello: ServerHello | None  # the final one: a HelloRetryRequest only when nothing followed it
+    hello_retry_request: bool
     server_answered: bool  # any QUIC packet from the server
     client_packet_types: frozenset[PacketType]
     server_packet_types: frozenset[PacketType]
@@ -688,6 +707,7 @@ class QUICInitialAssembler:
         self._crypto_packets = 0
         self._client_hello: ClientHello | None = None
         self._server_hello: ServerHello | None = None
+        self._hello_retry_request = False
         self._types: dict[bool, set[PacketType]] = {True: set(), False: set()}
         self._one_rtt = {True: False, False: False}
         self._server_answered = False
@@ -705,6 +725,7 @@ class QUICInitialAssembler:
             server_scid=self._server_scid,
             client_hello=self._client_hello,
             server_hello=self._server_hello,
+            hello_retry_request=self._hello_retry_request,
             server_answered=self._server_answered,
             client_packet_types=frozenset(self._types[True]),
             server_packet_types=frozenset(self._types[False]),
@@ -852,8 +873,11 @@ class QUICInitialAssembler:
                 return [QUICClientHello(header.version, dcid, header.scid, hello, packets)]
             if not from_client and msg_type == _SERVER_HELLO:
                 server_hello = parse_server_hello(body)
-                if self._server_hello is None:
+                # Keep the first ServerHello, unless it was a HelloRetryRequest:
+                # then the one that answers the client's second ClientHello.
+                if self._server_hello is None or self._server_hello.is_hello_retry_request:
                     self._server_hello = server_hello
+                self._hello_retry_request |= server_hello.is_hello_retry_request
                 return [QUICServerHello(header.version, server_hello)]
         except ParseError as exc:
             return [QUICWeird(exc.kind, from_client)]

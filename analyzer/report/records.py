@@ -13,10 +13,10 @@ from typing import Any
 from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import CaptureSummary
 from analyzer.flows.records import DirectionStats, FlowRecord
-from analyzer.inspect import FlowFacts, TLSFacts
+from analyzer.inspect import FlowFacts, QUICFacts, TLSFacts
 from analyzer.neighbors import NeighborBinding
 from analyzer.protocols.starttls import Upgrade
-from analyzer.protocols.tls_registry import alert_name, version_name
+from analyzer.protocols.tls_registry import alert_name, cipher_name, version_name
 from analyzer.protocols.x509 import Certificate
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
@@ -73,6 +73,7 @@ def tls_dict(t: TLSFacts) -> dict[str, Any]:
         "ech": ch.has_ech if ch is not None else None,
         "pq_key_share": ch.has_pq_key_share if ch is not None else None,
         "tunnelled": t.tunnelled,
+        "transport": "tcp",
         "encrypted_records": [
             {"ts": r.ts, "from": "client" if r.from_client else "server", "type": r.content_type, "length": r.length}
             for r in t.encrypted_records[:32]
@@ -89,6 +90,56 @@ def starttls_dict(u: Upgrade) -> dict[str, Any]:
         "accepted": u.accepted,
         "client_tls_offset": u.client_tls,
         "server_tls_offset": u.server_tls,
+    }
+
+
+# RFC 9001 4.8: a TLS alert closes a QUIC connection with error code 0x0100 + AlertDescription.
+_QUIC_CRYPTO_ERROR = range(0x0100, 0x0200)
+
+
+def quic_tls_dict(q: QUICFacts) -> dict[str, Any]:
+    """The TLS handshake carried in QUIC Initials, in the same shape as a TCP flow's `tls`.
+
+    `transport` is "quic". What Initials cannot show stays empty: the
+    certificates, the server's ALPN choice (both in encrypted Handshake
+    packets) and encrypted records. `established` keeps Zeek's meaning, and
+    Zeek's ssl.log says F for every QUIC connection, completed ones included,
+    because its QUIC analyzer hands the SSL analyzer only the Initial CRYPTO
+    data, where no Finished is ever seen. Whether the QUIC handshake went on
+    is in the flow's `quic` object (`server_one_rtt`). `ssl_history` is the
+    letters Zeek writes for the same data: C (ClientHello), s (ServerHello).
+    """
+    st = q.state
+    ch, sh = st.client_hello, st.server_hello
+    alert = None
+    close = st.connection_close
+    if close is not None and not close.close.application and close.close.error_code in _QUIC_CRYPTO_ERROR:
+        code = close.close.error_code - 0x0100
+        alert = {"from": "client" if close.from_client else "server", "level": "fatal",
+                 "description": alert_name(code), "code": code, "encrypted": False, "inferred": False}
+    chosen = sh if sh is not None and not sh.is_hello_retry_request else None  # a HelloRetryRequest chose nothing yet
+    return {
+        "version": version_name(chosen.version) if chosen is not None else None,
+        "cipher": cipher_name(chosen.cipher_suite) if chosen is not None else None,
+        "alpn": [sh.alpn] if sh is not None and sh.alpn else [],
+        "client_alpn": list(ch.alpn) if ch is not None else [],
+        "established": False,
+        "resumed": chosen.has_psk if chosen is not None else False,  # Zeek: the server accepted a PSK
+        "hello_retry_request": st.hello_retry_request,
+        "alert": alert,
+        "ssl_history": ("C" if ch is not None else "") + ("s" if sh is not None else ""),
+        "server_name": ch.server_name if ch is not None else None,
+        "certificates": [],
+        "ja3": q.ja3,
+        "ja3s": q.ja3s,
+        "ja4": q.ja4,
+        "ja4s": None,  # JA4S is under the FoxIO licence (no commercial use): not computed
+        "client_max_version": version_name(ch.max_version) if ch is not None else None,
+        "ech": ch.has_ech if ch is not None else None,
+        "pq_key_share": ch.has_pq_key_share if ch is not None else None,
+        "tunnelled": False,
+        "transport": "quic",
+        "encrypted_records": [],
     }
 
 
@@ -164,6 +215,8 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
             "server_one_rtt": st.server_one_rtt,
             "ja4": f.quic.ja4,
         }
+        if ch is not None or st.server_hello is not None:
+            out["tls"] = quic_tls_dict(f.quic)
     if f.http is not None:
         req, resp = f.http.request, f.http.response
         out["http"] = {
