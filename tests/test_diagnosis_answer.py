@@ -224,8 +224,11 @@ def test_connect_refusal_advice(status: int, port: int, words: list[str], absent
 def _quic_state(answered: bool, sni: str = "mesu.apple.com") -> object:
     from analyzer.inspect import QUICFacts
     from analyzer.protocols.quic import QUICFlowState
-    st = QUICFlowState(1, b"\1" * 8, b"\2" * 8, b"\3" * 8 if answered else None, F.client_hello(sni),
-                       None, answered, frozenset(), frozenset(), False, answered, False, None, None, None)
+    st = QUICFlowState(version=1, original_dcid=b"\1" * 8, client_scid=b"\2" * 8,
+                       server_scid=b"\3" * 8 if answered else None, client_hello=F.client_hello(sni),
+                       server_hello=None, server_answered=answered, client_packet_types=frozenset(),
+                       server_packet_types=frozenset(), client_one_rtt=False, server_one_rtt=answered, retry=False,
+                       version_negotiation=None, connection_close=None, gquic_hello=None, hello_retry_request=False)
     return QUICFacts(st, None)
 
 
@@ -312,3 +315,11 @@ def test_a_capture_on_the_mac_ties_the_local_ends_of_its_sockets() -> None:
     assert dev.addresses == (F.CLIENT, "2001:db8::7") and dev.tie == "pktap"
     assert "PKTAP" in (dev.tie_text() or "")
     assert Devices.build([v4, v6, inbound_peer]).of("2001:db8::7").tie is None  # two v4 clients: no inference
+
+
+def test_a_quic_close_carrying_a_tls_alert_is_a_failed_handshake() -> None:
+    from helpers_pcap import LOCAL
+
+    import analyzer
+    (f,) = analyzer.analyze(LOCAL / "quic-aioquic-close.pcap").report["flows"]
+    assert f["verdict"] == "tls_failed" and "no_application_protocol" in f["reason"]

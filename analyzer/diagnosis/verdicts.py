@@ -10,6 +10,8 @@ from analyzer.diagnosis.model import Judgement, Verdict
 from analyzer.diagnosis.paths import PathBaselines, closer_than_server, hops, hops_text
 from analyzer.flows.records import FlowRecord, RstEvidence, Side
 from analyzer.inspect import FlowFacts, TLSFacts
+from analyzer.protocols.quic import QUICFlowState
+from analyzer.protocols.tls_registry import alert_name
 
 TCP, UDP = 6, 17
 # A capture that ends within this long after a request cannot show that it went unanswered.
@@ -200,6 +202,9 @@ def judge_udp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
     elif f.quic is not None:
         what = "QUIC Initial"
         st = f.quic.state
+        failed = _quic_tls_failure(st)
+        if failed is not None:
+            return failed
         if st.server_answered:
             return Judgement(Verdict.OK, "QUIC handshake answered" + (", 1-RTT data followed" if st.server_one_rtt else ""))
     elif answered:
@@ -212,6 +217,22 @@ def judge_udp(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Jud
     n = r.client.packets
     return Judgement(Verdict.NO_RESPONSE, f"{n} {what}{'s' if n != 1 else ''} over {_dur(r.ts_start, r.ts_end)}, "
                      "never answered", None, ["no reply and no ICMP error: silently dropped"])
+
+
+def _quic_tls_failure(st: QUICFlowState) -> Judgement | None:
+    """A CONNECTION_CLOSE in an Initial carrying a TLS alert (RFC 9001 4.8: error 0x0100 + alert): the
+    handshake failed, readable by anyone since Initials are protected only by the connection id."""
+    close = st.connection_close
+    if close is None or close.close.application or not 0x0100 <= close.close.error_code < 0x0200 \
+            or st.server_one_rtt:
+        return None
+    code = close.close.error_code - 0x0100
+    who = "client" if close.from_client else "server"
+    j = Judgement(Verdict.TLS_FAILED, f"QUIC handshake failed: {who} closed with TLS alert {alert_name(code)}",
+                  None, [f"{who} sent CONNECTION_CLOSE 0x{close.close.error_code:x} (TLS alert {alert_name(code)})"
+                         + (f": {close.close.reason}" if close.close.reason else "")])
+    j.alert = f"{who}:{alert_name(code)}"
+    return j
 
 
 def judge_flow(f: FlowFacts, baselines: PathBaselines, capture_end: float) -> Judgement:
