@@ -278,6 +278,10 @@ class Topology:
         self.ns_sh(r, ["ip", "-6", "addr", "add", f"{ROUTER_CLIENT_IP6}/64", "dev", LAN_IF, "nodad"])
         self.ns_sh(r, ["ip", "link", "set", LAN_IF, "up"])
         self._offloads_off(r, LAN_IF)
+        # Where the host has br_netfilter loaded, bridged frames would also pass iptables; the lab's rules
+        # are for what the router routes, so switch that off in this namespace (absent: nothing to do).
+        for family in ("iptables", "ip6tables", "arptables"):
+            self.ns_sh(r, ["sysctl", "-qw", f"net.bridge.bridge-nf-call-{family}=0"], check=False)
 
     def _client(self, client: LabClient) -> None:
         """One Mac: a veth c0 (its fixed MAC) in its namespace, the peer a port of the router's bridge."""
