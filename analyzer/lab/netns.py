@@ -334,6 +334,22 @@ class Topology:
             else:
                 self.ns_sh(self.router, ["iptables", *rule])
 
+    def forget_neighbours(self) -> None:
+        """Drop the LAN's IPv6 neighbour entries, and the IPv4 ones of every Mac but mac1.
+
+        A neighbour entry used in one scenario is re-checked seconds later (a unicast NS or ARP probe), in
+        whatever capture runs then: an IPv4-only scenario must not show IPv6 neighbour discovery, nor a
+        span capture a Mac that took no part in it. mac1's ARP entry for the router stays, as it always
+        has in the single-client lab.
+        """
+        for client in CLIENTS:
+            ns = self.client_ns(client.name)
+            self.ns_sh(ns, ["ip", "-6", "neigh", "flush", "dev", self.client_if], check=False)
+            if client is not CLIENTS[0]:
+                self.ns_sh(ns, ["ip", "-4", "neigh", "flush", "dev", self.client_if], check=False)
+                self.ns_sh(self.router, ["ip", "-4", "neigh", "flush", "to", client.ip], check=False)
+        self.ns_sh(self.router, ["ip", "-6", "neigh", "flush", "dev", LAN_IF], check=False)
+
     def teardown(self) -> None:
         for ns in self.all:
             if ns in list_netns():

@@ -107,9 +107,11 @@ def _run_step(topo: Topology, step: Step) -> StepResult:
 
 def _clear_connections(topo: Topology) -> None:
     """Abort sockets a scenario left behind (a dropped ClientHello keeps retransmitting after curl exits,
-    a server waits on a client the firewall cut off) so none of them reaches the next capture."""
+    a server waits on a client the firewall cut off) and forget the LAN neighbours it learned (their
+    reachability probes come seconds later), so none of them reaches the next capture."""
     for ns in (*topo.clients, topo.apple, topo.control):
         topo.ns_sh(ns, ["ss", "-K", "-tn", "state", "connected"], check=False)
+    topo.forget_neighbours()
     time.sleep(0.05)
 
 
