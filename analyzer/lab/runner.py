@@ -95,8 +95,7 @@ def _run_step(topo: Topology, step: Step) -> StepResult:
     started = time.monotonic()
     try:
         proc = subprocess.run(topo.exec(topo.client_ns(step.client), list(step.argv)), input=step.stdin,
-                              capture_output=True,
-                              timeout=step.timeout, env=_client_env(), check=False)
+                              capture_output=True, timeout=step.timeout, env=_client_env(), check=False)
         code: int | None = proc.returncode
         out, err = proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:  # subprocess.run killed it

@@ -40,8 +40,8 @@ def mitmdump_path() -> Path:
 
 def missing_tools() -> list[str]:
     """Programs the lab needs that are not installed (see .ci/lab-deps.sh)."""
-    tools = ["ip", "iptables", "ip6tables", "conntrack", "ethtool", "ss", "tcpdump", "nginx", "openssl", "chronyd",
-             "dnsmasq", "unbound", "squid", "curl"]
+    tools = ["ip", "iptables", "ip6tables", "conntrack", "ethtool", "ss", "tcpdump", "nginx", "openssl",
+             "chronyd", "dnsmasq", "unbound", "squid", "curl"]
     missing = [t for t in tools if shutil.which(t) is None]
     missing += [str(p) for p in (SQUID_CERTGEN, SQUID_NCSA, mitmdump_path()) if not p.exists()]
     return missing
@@ -150,7 +150,8 @@ def start_chrony(sup: Supervisor, dirs: ServiceDirs) -> None:
 def _dnsmasq_conf(d: Path) -> str:
     lines = [
         "keep-in-foreground", "no-resolv", "no-hosts", "no-poll", "bind-interfaces",
-        "user=root", f"listen-address={A.ROUTER_CLIENT_IP}", f"listen-address={A.ROUTER_CLIENT_IP6}", "port=53", f"pid-file={d}/dnsmasq.pid",
+        "user=root", f"listen-address={A.ROUTER_CLIENT_IP}", f"listen-address={A.ROUTER_CLIENT_IP6}", "port=53",
+        f"pid-file={d}/dnsmasq.pid",
         "log-queries", f"log-facility={d}/queries.log", "local-ttl=300", "cache-size=0",
         # Authoritative-like for these zones: unknown names are NXDOMAIN.
         "local=/apple.com/", "local=/icloud.com/", "local=/example.net/", "local=/akadns.net/", "local=/edgekey.net/",

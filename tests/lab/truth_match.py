@@ -36,8 +36,9 @@ def engine_flows_for(res: Any, truth_flow: dict[str, Any]) -> list[Any]:
 
 def report_flows_for(report: dict[str, Any], truth_flow: dict[str, Any]) -> list[dict[str, Any]]:
     server = truth_flow["server"]
-    flows = [f for f in report["flows"] if f["proto"] == truth_flow["proto"] and same_ip(f["server"]["ip"], server["ip"])
-             and f["server"]["port"] == server["port"] and same_ip(f["client"]["ip"], truth_flow["client"]["ip"])]
+    flows = [f for f in report["flows"] if f["proto"] == truth_flow["proto"]
+             and same_ip(f["server"]["ip"], server["ip"]) and f["server"]["port"] == server["port"]
+             and same_ip(f["client"]["ip"], truth_flow["client"]["ip"])]
     if truth_flow.get("sni"):
         flows = [f for f in flows if f["sni"] == truth_flow["sni"]]
     elif truth_flow.get("names") and len({f["verdict"] for f in flows}) > 1:
