@@ -48,7 +48,8 @@ APPLE_NET6 = "2620:149::/32"  # Apple's IPv6 range (catalogue: 2620:149::/32, 24
 # gs.apple.com on IPv6 (nginx, the same server blocks as GS_IP). Not in 2620:149:a44::/48: Apple lists that
 # /48 for APNs, and the catalogue would then take a gs.apple.com flow for push by its address alone.
 GS_IP6 = "2620:149:af0::10"
-APPLE_ADDRS6 = (GS_IP6,)
+COURIER_IP6 = "2620:149:a44::11"  # 1-courier.push.apple.com on IPv6: inside the /48 Apple lists for APNs
+APPLE_ADDRS6 = (GS_IP6, COURIER_IP6)
 CONTROL_NET6 = "2001:2::/48"  # benchmarking range, the IPv6 sibling of 198.18.0.0/15
 CONTROL_IP6 = "2001:2::10"  # www.example.net on IPv6 (a second openssl s_server)
 CONTROL_ADDRS6 = (CONTROL_IP6,)
@@ -116,6 +117,7 @@ A_RECORDS: dict[str, str] = {
 # and so asks only for A records.
 AAAA_RECORDS: dict[str, str] = {
     "gs.apple.com": GS_IP6,
+    "1-courier.push.apple.com": COURIER_IP6,
     "www.example.net": CONTROL_IP6,
 }
 # The CDN chain Apple's download hosts use: name -> akadns -> edgekey -> A.

@@ -7,10 +7,10 @@
 
 Every link is dual-stack: the LAN is 2a0e:77::/64 (the router ::1, the Macs
 ::2..::5, each also with its EUI-64 link-local address), the apple namespace
-holds 2620:149:a44::10 and the control one 2001:2::10. The clients hang off a
-bridge in the router namespace, like Macs on one switch; a capture on that
-bridge is the span-port view of all of them, a capture on a Mac's own c0 the
-view from that Mac. IPv6 router advertisements, router solicitations and
+holds addresses in Apple's 2620:149::/32 and the control one 2001:2::10. The
+clients hang off a bridge in the router namespace, like Macs on one switch; a
+capture on that bridge is the span-port view of all of them, a capture on a
+Mac's own c0 the view from that Mac. IPv6 router advertisements, router solicitations and
 duplicate address detection are off: addresses are static and usable at once,
 and an idle IPv4-only scenario puts no IPv6 packet on the wire.
 

@@ -468,6 +468,12 @@ def _dual_stack_scenarios(f: ClientFiles) -> list[Scenario]:
     both_lookups = [T.resolved(gs), T.resolved(gs, "AAAA")]
     v6_advice = {gs: [A.APPLE_NET6, "443"]}
     mac4 = A.CLIENTS_BY_NAME["mac4"]
+    courier = "1-courier.push.apple.com"
+    # openssl s_client not pinned to IPv4: it asks A and AAAA and connects to the first address glibc
+    # sorts (IPv6, both ends global), with no happy eyeballs: a dropped port stalls it until the step's end.
+    apns = tuple(a for a in C.s_client(courier, 5223, ta, ["-alpn", "apns-security-v3", "-no_ign_eof"]) if a != "-4")
+    apns_443 = tuple(a for a in C.s_client(courier, 443, ta, ["-alpn", "apns-security-v3", "-no_ign_eof"])
+                     if a != "-4")
     return [
         Scenario(
             "dual_stack_v6_dropped_v4_fallback",
@@ -523,6 +529,26 @@ def _dual_stack_scenarios(f: ClientFiles) -> list[Scenario]:
             rules=(reject_rst(A.GS_IP, 443),),
             capture=mac4.name,
             tags=("ipv6", "dual_stack"),
+        ),
+        Scenario(
+            "dual_stack_apns_v6_5223_dropped",
+            "An APNs-like client (openssl s_client, ALPN apns-security-v3, not pinned to IPv4) asks its IPv4 "
+            f"resolver for {courier}'s A and AAAA records and connects over IPv6 to {A.COURIER_IP6} (Apple's "
+            "APNs range 2620:149:a44::/48); ip6tables drops port 5223 there, so it stalls until given up after "
+            "3 s, and the next attempt on 443 over IPv6 works. The push service is degraded, and only on IPv6.",
+            (Step(apns, False, stdin=b"apns-lab-ping\n", timeout=3.0),
+             Step(apns_443, True, stdin=b"apns-lab-ping\n")),
+            _truth([T.flow(A.COURIER_IP6, 5223, "no_response", names=[courier], state="S0", reply_ttl=None,
+                           client_ip=A.CLIENT_IP6, client_tool="openssl s_client",
+                           note="IPv6 SYN to 5223 retransmitted, never answered (ip6tables DROP)"),
+                    T.flow(A.COURIER_IP6, 443, "ok", sni=courier, client_ip=A.CLIENT_IP6,
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.APNS_ALPN), client_tool="openssl s_client")],
+                   [T.resolved(courier), T.resolved(courier, "AAAA")],
+                   answer=T.answer({"*.push.apple.com": "degraded", "2620:149:a44::/48": "not_seen"},
+                                   findings=["service_degraded"], advice={"*.push.apple.com": ["5223", "2620:149:"]},
+                                   no_advice={"*.push.apple.com": ["17.0.0.0/8"]})),
+            rules=(drop(A.COURIER_IP6, 5223),),
+            tags=("ipv6", "dual_stack", "apns"),
         ),
     ]
 

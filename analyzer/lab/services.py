@@ -127,13 +127,14 @@ def start_control_server(sup: Supervisor, pki: LabPki) -> None:
 
 
 def start_courier(sup: Supervisor, pki: LabPki) -> None:
-    """APNs-like courier: TLS with ALPN apns-security-v3 on 5223 and 443, echoing lines reversed."""
-    for port in (5223, 443):
-        argv = ["openssl", "s_server", "-accept", f"{A.COURIER_IP}:{port}", "-rev", "-quiet", "-naccept", "1000",
+    """APNs-like courier: TLS with ALPN apns-security-v3 on 5223 and 443, echoing lines reversed; one
+    s_server per address and port (IPv4, and IPv6 in Apple's APNs range)."""
+    for port, addr in itertools.product((5223, 443), (A.COURIER_IP, f"[{A.COURIER_IP6}]")):
+        argv = ["openssl", "s_server", "-accept", f"{addr}:{port}", "-rev", "-quiet", "-naccept", "1000",
                 "-alpn", "apns-security-v3", "-cert", str(pki.leaf("courier")), "-key", str(pki.key("courier")),
                 "-cert_chain", str(pki.intermediate("courier"))]
-        ready = listening(sup.topo, sup.topo.apple, "tcp", port, A.COURIER_IP)
-        sup.start(f"courier-{port}", sup.topo.apple, argv, ready=ready)
+        ready = listening(sup.topo, sup.topo.apple, "tcp", port, addr)
+        sup.start(f"courier-{port}" + ("-v6" if addr.startswith("[") else ""), sup.topo.apple, argv, ready=ready)
 
 
 def start_chrony(sup: Supervisor, dirs: ServiceDirs) -> None:

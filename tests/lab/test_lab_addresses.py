@@ -42,8 +42,10 @@ def test_aaaa_records_are_apple_or_control_addresses() -> None:
 def test_the_gs_ipv6_address_is_apples_range_and_nothing_narrower() -> None:
     """The catalogue knows 2620:149::/32 (firewall guidance) and APNs' /48s in it: gs.apple.com's lab address
     must fall only in the /32, or a gs.apple.com flow would look like push traffic by its address alone."""
-    matches = Matcher(load_catalogue()).ip_matches(A.GS_IP6)
-    assert [m.pattern for m in matches] == [A.APPLE_NET6]
+    matcher = Matcher(load_catalogue())
+    assert [m.pattern for m in matcher.ip_matches(A.GS_IP6)] == [A.APPLE_NET6]
+    # The courier, on the other hand, sits where Apple's APNs documentation puts it.
+    assert [m.pattern for m in matcher.ip_matches(A.COURIER_IP6)] == ["2620:149:a44::/48", A.APPLE_NET6]
 
 
 def test_firewall_rules_pick_the_address_family() -> None:

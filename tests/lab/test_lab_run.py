@@ -29,7 +29,7 @@ REQUIRED = (
     "intercept_squid_tls13_reject", "intercept_squid_tls13_trust",
     "proxy_connect_allowed", "proxy_connect_denied", "sni_reset", "sni_drop", "mixed_session",
     "dual_stack_v6_dropped_v4_fallback", "dual_stack_v6_dropped_no_fallback", "dual_stack_dns_v6_connect_v4",
-    "span_three_macs_one_blocked",
+    "dual_stack_apns_v6_5223_dropped", "span_three_macs_one_blocked",
 )
 SCENARIOS = {s.name: s for s in build_scenarios(ClientFiles(Path("/unused"), Path("/unused"), Path("/unused")))}
 ALL = list(SCENARIOS)

@@ -209,6 +209,18 @@ def test_dual_stack_without_fallback_never_tries_ipv4_and_ipv6_itself_works(lab:
     assert control.synacks()[0].ttl == T.SERVER_TTL and control.selected_version() == "TLS 1.3"
 
 
+def test_apns_over_ipv6_stalls_on_5223_and_works_on_443_never_touching_ipv4(lab: Any) -> None:
+    capture = cap(lab, "dual_stack_apns_v6_5223_dropped")
+    c5223 = capture.conn(A.CLIENT_IP6, A.COURIER_IP6, 5223)
+    c443 = capture.conn(A.CLIENT_IP6, A.COURIER_IP6, 443)
+    assert len(c5223.syns()) >= 2 and not c5223.s2c
+    assert t(c443.syns()[0]) - t(c5223.syns()[0]) >= 2.9  # the step gave up after 3 s
+    assert c443.selected_version() == "TLS 1.3"
+    assert c443.client_hellos()[0].all("tls.handshake.extensions_alpn_str") == ("apns-security-v3",)
+    assert not [p for p in capture.packets if p.is_tcp and not p.ipv6], "no IPv4 connection at all"
+    assert capture.dns_queries("1-courier.push.apple.com", "28"), "the AAAA lookup went over IPv4"
+
+
 def test_dns_over_ipv6_and_the_connection_over_ipv4_share_one_mac(lab: Any) -> None:
     mac4 = A.CLIENTS_BY_NAME["mac4"]
     capture = cap(lab, "dual_stack_dns_v6_connect_v4")
