@@ -34,6 +34,12 @@ def _flow_line(f: dict[str, object]) -> str:
     return "; ".join(bits)
 
 
+def _dns_path(d: dict[str, dict[str, str]]) -> str:
+    """"from CLIENT to SERVER: " where a lookup is not mac1's to the router's IPv4 address (other Macs, IPv6)."""
+    client, server = d["client"]["ip"], d["server"]["ip"]
+    return "" if (client, server) == (A.CLIENT_IP, A.ROUTER_CLIENT_IP) else f"from {client} to {server}: "
+
+
 def render_readme(results: Sequence[ScenarioResult], scenarios: Sequence[Scenario], seconds: float) -> str:
     by_name = {s.name: s for s in scenarios}
     lines = [
@@ -65,7 +71,7 @@ def render_readme(results: Sequence[ScenarioResult], scenarios: Sequence[Scenari
         if where.get("point", "client") != "client":
             lines.append(f"- captured on {where['interface']} in the {where['namespace']} namespace")
         lines += [f"- flow: {_flow_line(f)}" for f in r.truth["flows"]]
-        lines += [f"- dns: {d['query']} {d['qtype']} -> {d['rcode'] or 'no response'} ({d['verdict']})"
+        lines += [f"- dns: {_dns_path(d)}{d['query']} {d['qtype']} -> {d['rcode'] or 'no response'} ({d['verdict']})"
                   for d in r.truth["dns"]]
         if r.truth.get("rules"):
             lines.append("- router rules: " + "; ".join(
