@@ -71,8 +71,8 @@ def render_readme(results: Sequence[ScenarioResult], scenarios: Sequence[Scenari
         if where.get("point", "client") != "client":
             lines.append(f"- captured on {where['interface']} in the {where['namespace']} namespace")
         lines += [f"- flow: {_flow_line(f)}" for f in r.truth["flows"]]
-        lines += [f"- dns: {_dns_path(d)}{d['query']} {d['qtype']} -> {d['rcode'] or 'no response'} ({d['verdict']})"
-                  for d in r.truth["dns"]]
+        lines += [f"- dns: {_dns_path(d)}{d['query']} {d['qtype']} -> {d['rcode'] or 'no response'} "
+                  f"({d['verdict']})" for d in r.truth["dns"]]
         if r.truth.get("rules"):
             lines.append("- router rules: " + "; ".join(
                 f"`ip6tables {rule[3:]}`" if rule.startswith("-6 ") else f"`iptables {rule}`"
