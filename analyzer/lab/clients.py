@@ -2,7 +2,8 @@
 
 Every client resolves names with the system resolver (glibc, through the
 namespace's resolv.conf to the router's dnsmasq), so each lookup is real DNS
-on the wire; it asks only for A records (the lab has no IPv6) and has a
+on the wire; pinned to IPv4, it asks only for A records (a dual-stack
+scenario drops the pin: scenarios._curl_dual_stack) and has a
 short, bounded timeout. Two trust stores stand for two kinds of client: the
 pinning-like one trusts only the lab Apple root (and the control server's
 root); the managed Mac also trusts the corporate inspection CAs.

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def _flow_line(f: dict[str, object]) -> str:
     server = f["server"]
     assert isinstance(server, dict)
-    bits = [f"{f['proto']} {server['ip']}:{server['port']}", f"verdict={f['verdict']}"]
+    client = f.get("client")
+    source = f"from {client['ip']} " if isinstance(client, dict) and client["ip"] != A.CLIENT_IP else ""
+    bits = [f"{source}{f['proto']} {server['ip']}:{server['port']}", f"verdict={f['verdict']}"]
     for key in ("sni", "reset_by", "state", "inspection_product"):
         if f.get(key):
             bits.append(f"{key}={f[key]}")
@@ -30,6 +32,12 @@ def _flow_line(f: dict[str, object]) -> str:
     if isinstance(proxy, dict):
         bits.append(f"CONNECT {proxy['connect_target']} -> {proxy['status']}")
     return "; ".join(bits)
+
+
+def _dns_path(d: dict[str, dict[str, str]]) -> str:
+    """"from CLIENT to SERVER: " where a lookup is not mac1's to the router's IPv4 address (other Macs, IPv6)."""
+    client, server = d["client"]["ip"], d["server"]["ip"]
+    return "" if (client, server) == (A.CLIENT_IP, A.ROUTER_CLIENT_IP) else f"from {client} to {server}: "
 
 
 def render_readme(results: Sequence[ScenarioResult], scenarios: Sequence[Scenario], seconds: float) -> str:
@@ -59,11 +67,16 @@ def render_readme(results: Sequence[ScenarioResult], scenarios: Sequence[Scenari
     lines += ["", "## Expected flows and lookups", ""]
     for r in results:
         lines.append(f"### {r.name}")
+        where = r.truth.get("capture") or {}
+        if where.get("point", "client") != "client":
+            lines.append(f"- captured on {where['interface']} in the {where['namespace']} namespace")
         lines += [f"- flow: {_flow_line(f)}" for f in r.truth["flows"]]
-        lines += [f"- dns: {d['query']} {d['qtype']} -> {d['rcode'] or 'no response'} ({d['verdict']})"
-                  for d in r.truth["dns"]]
+        lines += [f"- dns: {_dns_path(d)}{d['query']} {d['qtype']} -> {d['rcode'] or 'no response'} "
+                  f"({d['verdict']})" for d in r.truth["dns"]]
         if r.truth.get("rules"):
-            lines.append("- router rules: " + "; ".join(f"`iptables {rule}`" for rule in r.truth["rules"]))
+            lines.append("- router rules: " + "; ".join(
+                f"`ip6tables {rule[3:]}`" if rule.startswith("-6 ") else f"`iptables {rule}`"
+                for rule in r.truth["rules"]))
         lines.append("")
     lines += [
         "## Looking at them",

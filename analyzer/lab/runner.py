@@ -94,8 +94,8 @@ def _client_env() -> dict[str, str]:
 def _run_step(topo: Topology, step: Step) -> StepResult:
     started = time.monotonic()
     try:
-        proc = subprocess.run(topo.exec(topo.client, list(step.argv)), input=step.stdin, capture_output=True,
-                              timeout=step.timeout, env=_client_env(), check=False)
+        proc = subprocess.run(topo.exec(topo.client_ns(step.client), list(step.argv)), input=step.stdin,
+                              capture_output=True, timeout=step.timeout, env=_client_env(), check=False)
         code: int | None = proc.returncode
         out, err = proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:  # subprocess.run killed it
@@ -106,9 +106,11 @@ def _run_step(topo: Topology, step: Step) -> StepResult:
 
 def _clear_connections(topo: Topology) -> None:
     """Abort sockets a scenario left behind (a dropped ClientHello keeps retransmitting after curl exits,
-    a server waits on a client the firewall cut off) so none of them reaches the next capture."""
-    for ns in (topo.client, topo.apple, topo.control):
+    a server waits on a client the firewall cut off) and forget the LAN neighbours it learned (their
+    reachability probes come seconds later), so none of them reaches the next capture."""
+    for ns in (*topo.clients, topo.apple, topo.control):
         topo.ns_sh(ns, ["ss", "-K", "-tn", "state", "connected"], check=False)
+    topo.forget_neighbours()
     time.sleep(0.05)
 
 
@@ -121,7 +123,7 @@ def run_scenario(sc: Scenario, topo: Topology, sup: Supervisor, out_dir: Path) -
     try:
         topo.set_rules([list(r) for r in sc.rules])
         try:
-            S.capture_start(sup, CAPTURE, pcap)
+            S.capture_start(sup, CAPTURE, pcap, sc.capture)
             for step in sc.steps:
                 steps.append(_run_step(topo, step))
             time.sleep(sc.settle)
@@ -132,13 +134,25 @@ def run_scenario(sc: Scenario, topo: Topology, sup: Supervisor, out_dir: Path) -
     except LabError as exc:
         error = str(exc)
     truth = {"scenario": sc.name, "pcap": pcap.name, "shows": sc.shows, "tags": list(sc.tags),
-             "rules": [" ".join(r) for r in sc.rules], **sc.truth}
+             "rules": [" ".join(r) for r in sc.rules], "capture": _capture_truth(topo, sc.capture),
+             "clients": sorted({s.client for s in sc.steps}), **sc.truth}
     return ScenarioResult(sc.name, pcap, truth, tuple(steps), round(time.monotonic() - started, 3), error)
+
+
+def _capture_truth(topo: Topology, where: str) -> dict[str, str]:
+    ns, iface = topo.capture_point(where)
+    return {"point": where, "interface": iface, "namespace": ns.removeprefix(f"{topo.prefix}-")}
 
 
 def _topology_truth(topo: Topology) -> dict[str, Any]:
     return {
         "client_ip": A.CLIENT_IP, "router_ip": A.ROUTER_CLIENT_IP, "capture_interface": f"{topo.client_if} (client)",
+        "client_ip6": A.CLIENT_IP6, "router_ip6": A.ROUTER_CLIENT_IP6, "router_mac": A.ROUTER_MAC,
+        "lan_interface": f"{topo.lan_if} (router bridge: the span-port view of every client)",
+        "clients": [{"name": c.name, "namespace": topo.client_ns(c.name).removeprefix(f"{topo.prefix}-"),
+                     "mac": c.mac, "ip": c.ip, "ip6": c.ip6, "link_local": c.link_local, "resolver": c.resolver}
+                    for c in A.CLIENTS],
+        "apple_net6": A.APPLE_NET6, "aaaa_records": A.AAAA_RECORDS,
         "server_ttl": T.SERVER_TTL, "router_ttl": T.ROUTER_TTL,
         "a_records": A.A_RECORDS, "cname_chain": list(A.CNAME_CHAIN),
         "issuers": {"apple_auth": T.APPLE_AUTH_CA, "apple_public": T.APPLE_PUBLIC_CA, "apple_root": T.APPLE_ROOT,

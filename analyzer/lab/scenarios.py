@@ -26,12 +26,16 @@ from analyzer.lab.truth import Json
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One client command in the client namespace, and whether it should succeed."""
+    """One client command in a client's namespace, and whether it should succeed.
+
+    client: which lab Mac runs it (addresses.CLIENTS; mac1 unless a scenario has several).
+    """
 
     argv: tuple[str, ...]
     expect_ok: bool
     stdin: bytes = b""
     timeout: float = 10.0
+    client: str = A.CLIENTS[0].name
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Scenario:
     rules: tuple[Rule, ...] = ()
     settle: float = 0.3  # seconds of capture after the last step (late FINs, ICMP)
     tags: tuple[str, ...] = field(default=())
+    capture: str = "client"  # Topology.capture_point: "client" (mac1), a client name (its own c0), "lan" (span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +371,8 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
     out += _web_scenarios(f)
     out += _service_scenarios(f)
     out += _starttls_scenarios(f)
+    out += _dual_stack_scenarios(f)
+    out += _span_port_scenarios(f)
     return out
 
 
@@ -757,5 +764,140 @@ def _service_scenarios(f: ClientFiles) -> list[Scenario]:
                    answer=T.answer({"*.push.apple.com": "blocked"}, findings=["service_blocked"],
                                    advice={"*.push.apple.com": ["SSL_ports", "5223"]})),
             tags=("proxy",),
+        ),
+    ]
+
+
+# --- dual-stack Macs and several Macs in one capture (issue 12) ------------------------------------
+
+def _curl_dual_stack(url: str, cafile: Path, *, happy_eyeballs_ms: int, timeout: float = 3.0) -> tuple[str, ...]:
+    """curl as a dual-stack Mac runs it: not pinned to IPv4, so it asks A and AAAA and tries IPv6 first.
+
+    happy_eyeballs_ms: how long the IPv6 attempt runs alone before curl starts IPv4 beside it (curl's
+    default is 200 ms; longer, the dropped SYN is retransmitted first; beyond the timeout, IPv6 alone).
+    """
+    argv = [a for a in C.curl(url, cafile, timeout=timeout) if a != "-4"]
+    return tuple([*argv[:-1], "--happy-eyeballs-timeout-ms", str(happy_eyeballs_ms), argv[-1]])
+
+
+def _dual_stack_scenarios(f: ClientFiles) -> list[Scenario]:
+    """The Mac asks its IPv4 resolver for A and AAAA and connects over IPv6; a firewall drops IPv6 443 to
+    Apple's IPv6 range. The named service row must carry the IPv6 flow, and the advice name 2620:149::/32."""
+    ta, tm, gs = f.trust_apple, f.trust_managed, "gs.apple.com"
+    v6_dropped = T.flow(A.GS_IP6, 443, "no_response", names=[gs], state="S0", reply_ttl=None, client_tool="curl",
+                        client_ip=A.CLIENT_IP6, note="IPv6 SYN retransmitted, never answered (ip6tables DROP)")
+    both_lookups = [T.resolved(gs), T.resolved(gs, "AAAA")]
+    v6_advice = {gs: [A.APPLE_NET6, "443"]}
+    mac4 = A.CLIENTS_BY_NAME["mac4"]
+    courier = "1-courier.push.apple.com"
+    # openssl s_client not pinned to IPv4: it asks A and AAAA and connects to the first address glibc
+    # sorts (IPv6, both ends global), with no happy eyeballs: a dropped port stalls it until the step's end.
+    apns = tuple(a for a in C.s_client(courier, 5223, ta, ["-alpn", "apns-security-v3", "-no_ign_eof"]) if a != "-4")
+    apns_443 = tuple(a for a in C.s_client(courier, 443, ta, ["-alpn", "apns-security-v3", "-no_ign_eof"])
+                     if a != "-4")
+    return [
+        Scenario(
+            "dual_stack_v6_dropped_v4_fallback",
+            "A dual-stack Mac (curl, not pinned to IPv4) asks its IPv4 resolver for gs.apple.com's A and AAAA "
+            f"records and connects to {A.GS_IP6} first; the router's ip6tables drops IPv6 TCP 443 to Apple's "
+            "range, so the SYN is retransmitted into silence until curl's happy eyeballs (1.5 s here) starts "
+            f"IPv4, which works. The DNS is IPv4, the dropped flow IPv6 from {A.CLIENT_IP6}: only the Mac's "
+            "MAC address (or the capture being the Mac's own) ties the two together.",
+            (Step(_curl_dual_stack(_https(gs), ta, happy_eyeballs_ms=1500), True),),
+            _truth([v6_dropped,
+                    T.flow(A.GS_IP, 443, "ok", sni=gs, tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN),
+                           client_tool="curl", note="the IPv4 fallback")],
+                   both_lookups,
+                   answer=T.answer({gs: "degraded", A.APPLE_NET6: "not_seen"}, findings=["service_degraded"],
+                                   advice=v6_advice,
+                                   no_advice={gs: ["17.0.0.0/8"]})),
+            rules=(drop(A.APPLE_NET6, 443),),
+            tags=("ipv6", "dual_stack"),
+        ),
+        Scenario(
+            "dual_stack_v6_dropped_no_fallback",
+            "The same dual-stack Mac and the same ip6tables DROP of IPv6 TCP 443 to Apple's range, but the "
+            "IPv6 attempt runs alone (happy eyeballs longer than the 3 s connect timeout, like a network "
+            "where IPv4 to Apple is no way out): curl asks A and AAAA over IPv4, retransmits its IPv6 SYN and "
+            "gives up. The non-Apple control server answers over IPv6 (curl -6 to www.example.net), so IPv6 "
+            "itself works and only Apple's range is dropped.",
+            (Step(tuple(a if a != "-4" else "-6" for a in C.curl(_https("www.example.net"), tm)), True),
+             Step(_curl_dual_stack(_https(gs), ta, happy_eyeballs_ms=5000), False)),
+            _truth([T.flow(A.CONTROL_IP6, 443, "ok", sni="www.example.net", client_ip=A.CLIENT_IP6,
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.CURL_ALPN), client_tool="curl -6",
+                           note="non-Apple control server over IPv6 (openssl s_server)"),
+                    v6_dropped],
+                   [T.resolved("www.example.net"), T.resolved("www.example.net", "AAAA"), *both_lookups],
+                   answer=T.answer({gs: "blocked", A.APPLE_NET6: "not_seen"}, findings=["blocked_port"],
+                                   advice=v6_advice,
+                                   no_advice={gs: ["17.0.0.0/8"]})),
+            rules=(drop(A.APPLE_NET6, 443),),
+            tags=("ipv6", "dual_stack"),
+        ),
+        Scenario(
+            "dual_stack_dns_v6_connect_v4",
+            f"The other way round: a Mac whose resolver is the router's IPv6 address ({mac4.resolver}) asks for "
+            f"gs.apple.com over IPv6 from {mac4.ip6} and connects over IPv4 from {mac4.ip} (curl -4); the "
+            "router rejects IPv4 TCP 443 to gs.apple.com with a reset. The lookup and the refused flow share "
+            "only the Mac's MAC address; the capture is that Mac's own interface.",
+            (Step(tuple(C.curl(_https(gs), ta)), False, client=mac4.name),),
+            _truth([T.flow(A.GS_IP, 443, "refused", names=[gs], reset_by="middlebox", state="REJ", reply_ttl=None,
+                           reset_ttl=T.ROUTER_TTL, client_tool="curl -4", client_ip=mac4.ip)],
+                   [T.resolved(gs, client_ip=mac4.ip6, server_ip=mac4.resolver)],
+                   answer=T.answer({gs: "blocked", "17.0.0.0/8": "not_seen"}, findings=["service_blocked"],
+                                   advice={gs: ["443"]},
+                                   no_advice={gs: ["2620:149"]})),
+            rules=(reject_rst(A.GS_IP, 443),),
+            capture=mac4.name,
+            tags=("ipv6", "dual_stack"),
+        ),
+        Scenario(
+            "dual_stack_apns_v6_5223_dropped",
+            "An APNs-like client (openssl s_client, ALPN apns-security-v3, not pinned to IPv4) asks its IPv4 "
+            f"resolver for {courier}'s A and AAAA records and connects over IPv6 to {A.COURIER_IP6} (Apple's "
+            "APNs range 2620:149:a44::/48); ip6tables drops port 5223 there, so it stalls until given up after "
+            "3 s, and the next attempt on 443 over IPv6 works. The push service is degraded, and only on IPv6.",
+            (Step(apns, False, stdin=b"apns-lab-ping\n", timeout=3.0),
+             Step(apns_443, True, stdin=b"apns-lab-ping\n")),
+            _truth([T.flow(A.COURIER_IP6, 5223, "no_response", names=[courier], state="S0", reply_ttl=None,
+                           client_ip=A.CLIENT_IP6, client_tool="openssl s_client",
+                           note="IPv6 SYN to 5223 retransmitted, never answered (ip6tables DROP)"),
+                    T.flow(A.COURIER_IP6, 443, "ok", sni=courier, client_ip=A.CLIENT_IP6,
+                           tls_info=T.tls("TLS 1.3", True, alpn=T.APNS_ALPN), client_tool="openssl s_client")],
+                   [T.resolved(courier), T.resolved(courier, "AAAA")],
+                   answer=T.answer({"*.push.apple.com": "degraded", "2620:149:a44::/48": "not_seen"},
+                                   findings=["service_degraded"], advice={"*.push.apple.com": ["5223", "2620:149:"]},
+                                   no_advice={"*.push.apple.com": ["17.0.0.0/8"]})),
+            rules=(drop(A.COURIER_IP6, 5223),),
+            tags=("ipv6", "dual_stack", "apns"),
+        ),
+    ]
+
+
+def _span_port_scenarios(f: ClientFiles) -> list[Scenario]:
+    """Several Macs in one capture, taken on the router's LAN bridge as a span port would."""
+    ta, gs = f.trust_apple, "gs.apple.com"
+    mac1, mac2, mac3 = (A.CLIENTS_BY_NAME[n] for n in ("mac1", "mac2", "mac3"))
+    ok = T.tls("TLS 1.3", True, alpn=T.CURL_ALPN)
+    return [
+        Scenario(
+            "span_three_macs_one_blocked",
+            f"A span-port capture (the router's LAN bridge) of three Macs using gs.apple.com one after another: "
+            f"{mac1.ip} and {mac3.ip} get through, while a rule for {mac2.ip} alone (a per-device ACL) drops its "
+            "SYNs to gs.apple.com:443 until curl gives up after 3 s. Each Mac does its own lookup from its own "
+            "address and MAC. The service works for 2 of 3 Macs: degraded, with the failing Mac named.",
+            (Step(tuple(C.curl(_https(gs), ta)), True, client=mac1.name),
+             Step(tuple(C.curl(_https(gs), ta)), False, client=mac2.name),
+             Step(tuple(C.curl(_https(gs), ta)), True, client=mac3.name)),
+            _truth([T.flow(A.GS_IP, 443, "ok", sni=gs, tls_info=ok, client_tool="curl", client_ip=mac1.ip),
+                    T.flow(A.GS_IP, 443, "no_response", names=[gs], state="S0", reply_ttl=None, client_tool="curl",
+                           client_ip=mac2.ip, note="this Mac's SYNs dropped by a rule on its source address"),
+                    T.flow(A.GS_IP, 443, "ok", sni=gs, tls_info=ok, client_tool="curl", client_ip=mac3.ip)],
+                   [T.resolved(gs, client_ip=m.ip) for m in (mac1, mac2, mac3)],
+                   answer=T.answer({gs: {"status": "degraded", "clients_tried": 3, "clients_failed": 1}},
+                                   findings=["service_degraded"], no_findings=["service_blocked"])),
+            rules=(drop(A.GS_IP, 443, src=mac2.ip),),
+            capture="lan",
+            tags=("span_port", "several_clients"),
         ),
     ]

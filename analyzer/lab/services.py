@@ -3,15 +3,15 @@
 Every server runs in the foreground under the Supervisor (so it is stopped by
 its pid) and is ready only when its port is bound.
 
-    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80), chronyd (NTP),
-                aiosmtpd (SMTP submission with STARTTLS on 587);
+    apple ns:   nginx (TLS 1.2+1.3 on 443 and 5223, HTTP on 80; gs.apple.com
+                also on IPv6), chronyd (NTP), aiosmtpd (SMTP submission with STARTTLS on 587);
                 a second nginx for the service scenarios (a TLS 1.3-only host, the
                 host the selective proxy splices)
-    control ns: openssl s_server (a non-Apple TLS server)
-    router ns:  dnsmasq (the Mac's resolver), unbound (dnsmasq's upstream for
-                the SERVFAIL name: DNSSEC bogus), squid (explicit proxy + ssl-bump), mitmdump;
-                a second squid with Debian's stock ACLs (SSL_ports) and a selective
-                ssl-bump port (bumps one host by SNI, splices the others)
+    control ns: openssl s_server (a non-Apple TLS server; one per address family)
+    router ns:  dnsmasq (the Macs' resolver on IPv4 and IPv6, A and AAAA), unbound
+                (dnsmasq's upstream for the SERVFAIL name: DNSSEC bogus), squid
+                (explicit proxy + ssl-bump), mitmdump; a second squid with Debian's stock
+                ACLs (SSL_ports) and a selective ssl-bump port (bumps one host by SNI, splices the others)
     web (start_web): nginx + aioquic HTTP/3 (apple ns); the hotspot portal's nginx, its
                 every-name dnsmasq and a Private-Relay-off dnsmasq (router ns)
 """
@@ -48,8 +48,8 @@ def mitmdump_path() -> Path:
 
 def missing_tools() -> list[str]:
     """Programs the lab needs that are not installed (see .ci/lab-deps.sh)."""
-    tools = ["ip", "iptables", "conntrack", "ethtool", "ss", "tcpdump", "nginx", "openssl", "chronyd",
-             "dnsmasq", "unbound", "squid", "curl", "ntpdig"]
+    tools = ["ip", "iptables", "ip6tables", "conntrack", "ethtool", "ss", "tcpdump", "nginx", "openssl",
+             "chronyd", "dnsmasq", "unbound", "squid", "curl", "ntpdig"]
     missing = [t for t in tools if shutil.which(t) is None]
     missing += [str(p) for p in (SQUID_CERTGEN, SQUID_NCSA, mitmdump_path()) if not p.exists()]
     if importlib.util.find_spec("aioquic") is None:  # the HTTP/3 server and client (pip install .[test])
@@ -70,10 +70,11 @@ class ServiceDirs:
 
 
 def _nginx_conf(d: Path, pki: LabPki) -> str:
-    def tls_server(listen: str, names: str, leaf: str, body: str, h2: bool = True) -> str:
+    def tls_server(listen: str, names: str, leaf: str, body: str, h2: bool = True, also: str = "") -> str:
+        extra = f"\n        listen {also} ssl{' http2' if h2 else ''};" if also else ""
         return f"""
     server {{
-        listen {listen} ssl{' http2' if h2 else ''};
+        listen {listen} ssl{' http2' if h2 else ''};{extra}
         server_name {names};
         ssl_certificate {pki.chain(leaf)};
         ssl_certificate_key {pki.key(leaf)};
@@ -85,9 +86,10 @@ def _nginx_conf(d: Path, pki: LabPki) -> str:
         f"""
     server {{
         listen {A.GS_IP}:443 ssl default_server;
+        listen [{A.GS_IP6}]:443 ssl default_server;
         ssl_reject_handshake on;
     }}""",
-        tls_server(f"{A.GS_IP}:443", "gs.apple.com gsa.apple.com", "gs", "gs ok"),
+        tls_server(f"{A.GS_IP}:443", "gs.apple.com gsa.apple.com", "gs", "gs ok", also=f"[{A.GS_IP6}]:443"),
         tls_server(f"{A.MESU_IP}:443", "mesu.apple.com", "mesu", "mesu ok"),
         tls_server(f"{A.IDENTITY_IP}:443", "identity.apple.com", "identity", "identity ok"),
         f"""
@@ -127,19 +129,23 @@ def start_nginx(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
 
 
 def start_control_server(sup: Supervisor, pki: LabPki) -> None:
-    argv = ["openssl", "s_server", "-accept", f"{A.CONTROL_IP}:443", "-www", "-quiet", "-naccept", "1000",
-            "-cert", str(pki.chain("control")), "-key", str(pki.key("control"))]
-    sup.start("s_server", sup.topo.control, argv, ready=listening(sup.topo, sup.topo.control, "tcp", 443))
+    """openssl s_server accepts on one address: one process per address family."""
+    for name, accept, addr in (("s_server", f"{A.CONTROL_IP}:443", A.CONTROL_IP),
+                               ("s_server6", f"[{A.CONTROL_IP6}]:443", f"[{A.CONTROL_IP6}]")):
+        argv = ["openssl", "s_server", "-accept", accept, "-www", "-quiet", "-naccept", "1000",
+                "-cert", str(pki.chain("control")), "-key", str(pki.key("control"))]
+        sup.start(name, sup.topo.control, argv, ready=listening(sup.topo, sup.topo.control, "tcp", 443, addr))
 
 
 def start_courier(sup: Supervisor, pki: LabPki) -> None:
-    """APNs-like courier: TLS with ALPN apns-security-v3 on 5223 and 443, echoing lines reversed."""
-    for port in (5223, 443):
-        argv = ["openssl", "s_server", "-accept", f"{A.COURIER_IP}:{port}", "-rev", "-quiet", "-naccept", "1000",
+    """APNs-like courier: TLS with ALPN apns-security-v3 on 5223 and 443, echoing lines reversed; one
+    s_server per address and port (IPv4, and IPv6 in Apple's APNs range)."""
+    for port, addr in itertools.product((5223, 443), (A.COURIER_IP, f"[{A.COURIER_IP6}]")):
+        argv = ["openssl", "s_server", "-accept", f"{addr}:{port}", "-rev", "-quiet", "-naccept", "1000",
                 "-alpn", "apns-security-v3", "-cert", str(pki.leaf("courier")), "-key", str(pki.key("courier")),
                 "-cert_chain", str(pki.intermediate("courier"))]
-        ready = listening(sup.topo, sup.topo.apple, "tcp", port, A.COURIER_IP)
-        sup.start(f"courier-{port}", sup.topo.apple, argv, ready=ready)
+        ready = listening(sup.topo, sup.topo.apple, "tcp", port, addr)
+        sup.start(f"courier-{port}" + ("-v6" if addr.startswith("[") else ""), sup.topo.apple, argv, ready=ready)
 
 
 def start_chrony(sup: Supervisor, dirs: ServiceDirs) -> None:
@@ -166,12 +172,15 @@ def start_smtp_submission(sup: Supervisor, pki: LabPki) -> None:
 def _dnsmasq_conf(d: Path) -> str:
     lines = [
         "keep-in-foreground", "no-resolv", "no-hosts", "no-poll", "bind-interfaces",
-        "user=root", f"listen-address={A.ROUTER_CLIENT_IP}", "port=53", f"pid-file={d}/dnsmasq.pid",
+        "user=root", f"listen-address={A.ROUTER_CLIENT_IP}", f"listen-address={A.ROUTER_CLIENT_IP6}", "port=53",
+        f"pid-file={d}/dnsmasq.pid",
         "log-queries", f"log-facility={d}/queries.log", "local-ttl=300", "cache-size=0",
         # Authoritative-like for these zones: unknown names are NXDOMAIN.
         "local=/apple.com/", "local=/icloud.com/", "local=/example.net/", "local=/akadns.net/", "local=/edgekey.net/",
     ]
-    lines += [f"host-record={name},{ip}" for name, ip in A.A_RECORDS.items()]
+    # One host-record per name: its A record, and its AAAA record where it has one.
+    lines += [f"host-record={name},{ip}" + (f",{A.AAAA_RECORDS[name]}" if name in A.AAAA_RECORDS else "")
+              for name, ip in A.A_RECORDS.items()]
     chain = A.CNAME_CHAIN
     lines += [f"cname={a},{b}" for a, b in itertools.pairwise(chain)]
     lines.append(f"host-record={chain[-1]},{A.CNAME_TARGET_IP}")
@@ -556,10 +565,12 @@ def start_web(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
               ready=listening(sup.topo, sup.topo.router, "udp", A.RELAY_OFF_DNS_PORT))
 
 
-def capture_start(sup: Supervisor, name: str, pcap: Path) -> subprocess.Popen[bytes]:
-    """tcpdump on the client's interface; returns once it says it is listening."""
-    argv = ["tcpdump", "-i", sup.topo.client_if, "-n", "-U", "--immediate-mode", "-s", "0", "-Z", "root", "-w", str(pcap)]
-    return sup.start(name, sup.topo.client, argv, ready=lambda: "listening on" in sup.log_tail(name), timeout=10)
+def capture_start(sup: Supervisor, name: str, pcap: Path, where: str = "client") -> subprocess.Popen[bytes]:
+    """tcpdump on a capture point (Topology.capture_point: the Mac's own interface, or the LAN bridge);
+    returns once it says it is listening."""
+    ns, iface = sup.topo.capture_point(where)
+    argv = ["tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-s", "0", "-Z", "root", "-w", str(pcap)]
+    return sup.start(name, ns, argv, ready=lambda: "listening on" in sup.log_tail(name), timeout=10)
 
 
 def capture_stop(sup: Supervisor, name: str) -> None:

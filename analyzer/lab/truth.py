@@ -107,11 +107,14 @@ def flow(
     reset_ttl: int | None = None,
     note: str = "",
     client_tool: str = "",
+    client_ip: str = A.CLIENT_IP,
 ) -> Json:
+    """One flow as built. client_ip: the address the client used (a dual-stack Mac's IPv6 address, or
+    another Mac's); TTLs are IPv6 hop limits for an IPv6 flow (the same 64 and 63 in the lab)."""
     info = INSPECTION.get(inspection or "")
     return {
         "proto": proto,
-        "client": {"ip": A.CLIENT_IP},
+        "client": {"ip": client_ip},
         "server": {"ip": server_ip, "port": port},
         "verdict": verdict,
         "reset_by": reset_by,
@@ -134,10 +137,21 @@ def flow(
     }
 
 
-def dns(query: str, rcode: str | None, verdict: str, answers: list[Json] | None = None, qtype: str = "A") -> Json:
+def dns(
+    query: str,
+    rcode: str | None,
+    verdict: str,
+    answers: list[Json] | None = None,
+    qtype: str = "A",
+    *,
+    client_ip: str = A.CLIENT_IP,
+    server_ip: str = A.ROUTER_CLIENT_IP,
+) -> Json:
+    """One lookup as built; client_ip/server_ip: the addresses it travelled between (IPv6 for a Mac whose
+    resolver is the router's IPv6 address)."""
     return {
-        "client": {"ip": A.CLIENT_IP},
-        "server": {"ip": A.ROUTER_CLIENT_IP, "port": 53},
+        "client": {"ip": client_ip},
+        "server": {"ip": server_ip, "port": 53},
         "transport": "udp",
         "query": query,
         "qtype": qtype,
@@ -151,13 +165,21 @@ def a(name: str, ip: str, ttl: int = 300) -> Json:
     return {"name": name, "type": "A", "data": ip, "ttl": ttl}
 
 
+def aaaa(name: str, ip: str, ttl: int = 300) -> Json:
+    return {"name": name, "type": "AAAA", "data": ip, "ttl": ttl}
+
+
 def cname(name: str, target: str, ttl: int = 300) -> Json:
     return {"name": name, "type": "CNAME", "data": target, "ttl": ttl}
 
 
-def resolved(name: str) -> Json:
-    """A successful A lookup of a name dnsmasq knows."""
-    return dns(name, "NOERROR", "ok", [a(name, A.A_RECORDS[name])])
+def resolved(name: str, qtype: str = "A", *, client_ip: str = A.CLIENT_IP, server_ip: str = A.ROUTER_CLIENT_IP) -> Json:
+    """A successful A (or AAAA) lookup of a name dnsmasq knows; AAAA for a name without one is NOERROR, empty."""
+    if qtype == "AAAA":
+        answers = [aaaa(name, A.AAAA_RECORDS[name])] if name in A.AAAA_RECORDS else []
+    else:
+        answers = [a(name, A.A_RECORDS[name])]
+    return dns(name, "NOERROR", "ok", answers, qtype, client_ip=client_ip, server_ip=server_ip)
 
 
 def answer(

@@ -13,10 +13,14 @@ from pathlib import Path
 
 from cryptography import x509
 
-from analyzer.lab.addresses import CLIENT_IP
+from analyzer.lab.addresses import CLIENTS
+
+# Every address a lab client sends from: a span-port capture holds several Macs, a dual-stack one two families.
+CLIENT_ADDRS = frozenset(a for c in CLIENTS for a in (c.ip, c.ip6, c.link_local))
 
 FIELDS = (
-    "frame.number", "frame.time_relative", "ip.src", "ip.dst", "ip.ttl", "ip.proto",
+    "frame.number", "frame.time_relative", "eth.src", "eth.dst", "ip.src", "ip.dst", "ip.ttl", "ip.proto",
+    "ipv6.src", "ipv6.dst", "ipv6.hlim", "ipv6.nxt",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.len", "tcp.analysis.retransmission",
     "udp.srcport", "udp.dstport",
     "tls.record.content_type", "tls.record.opaque_type", "tls.record.length", "tls.handshake.type",
@@ -24,8 +28,8 @@ FIELDS = (
     "tls.handshake.extensions_server_name", "tls.handshake.extensions_alpn_str",
     "tls.alert_message.level", "tls.alert_message.desc", "tls.handshake.certificate",
     "dns.flags.response", "dns.flags.rcode", "dns.qry.name", "dns.qry.type",
-    "dns.resp.name", "dns.resp.type", "dns.a", "dns.cname", "dns.resp.ttl",
-    "icmp.type", "icmp.code",
+    "dns.resp.name", "dns.resp.type", "dns.a", "dns.aaaa", "dns.cname", "dns.resp.ttl",
+    "icmp.type", "icmp.code", "icmpv6.type",
     "http.request.method", "http.request.uri", "http.response.code",
     "ntp.flags.mode",
 )
@@ -48,18 +52,31 @@ class Packet:
     def ints(self, name: str) -> tuple[int, ...]:
         return tuple(int(v, 0) for v in self.all(name))
 
-    # IP fields: the first occurrence is the outer header (an ICMP error quotes another).
+    # IP fields: the first occurrence is the outer header (an ICMP error quotes another). An IPv6
+    # packet has the ipv6.* fields instead, its hop limit standing for the TTL.
+    @property
+    def ipv6(self) -> bool:
+        return not self.all("ip.src") and bool(self.all("ipv6.src"))
+
     @property
     def src(self) -> str | None:
-        return self.first("ip.src")
+        return self.first("ipv6.src") if self.ipv6 else self.first("ip.src")
 
     @property
     def dst(self) -> str | None:
-        return self.first("ip.dst")
+        return self.first("ipv6.dst") if self.ipv6 else self.first("ip.dst")
 
     @property
     def ttl(self) -> int:
-        return int(self.all("ip.ttl")[0])
+        return int(self.all("ipv6.hlim" if self.ipv6 else "ip.ttl")[0])
+
+    @property
+    def mac(self) -> str | None:
+        return self.first("eth.src")
+
+    @property
+    def proto(self) -> str | None:
+        return self.first("ipv6.nxt") if self.ipv6 else self.first("ip.proto")
 
     @property
     def sport(self) -> int | None:
@@ -73,11 +90,15 @@ class Packet:
 
     @property
     def is_tcp(self) -> bool:
-        return self.first("ip.proto") == "6"
+        return self.proto == "6"
 
     @property
     def is_udp(self) -> bool:
-        return self.first("ip.proto") == "17"
+        return self.proto == "17"
+
+    @property
+    def is_icmp(self) -> bool:
+        return bool(self.all("icmp.type") or self.all("icmpv6.type"))
 
     @property
     def flags(self) -> int:
@@ -137,29 +158,43 @@ class Capture:
     def conn(self, client: str, server: str, port: int, proto: str = "tcp") -> Conn:
         """All packets between client and server:port (every client port), in order."""
         pk = [p for p in self.packets
-              if (p.is_tcp if proto == "tcp" else p.is_udp) and not p.all("icmp.type")
+              if (p.is_tcp if proto == "tcp" else p.is_udp) and not p.is_icmp
               and ((p.src == client and p.dst == server and p.dport == port)
                    or (p.src == server and p.dst == client and p.sport == port))]
         return Conn(client, server, port, tuple(pk))
 
     def icmp(self) -> list[Packet]:
+        """ICMPv4 errors (IPv6 neighbour discovery is not an error: see ndp())."""
         return [p for p in self.packets if p.all("icmp.type")]
 
-    def dns_queries(self, name: str) -> list[Packet]:
-        return [p for p in self.packets if p.first("dns.flags.response") in ("0", "False")
-                and p.first("dns.qry.name") == name]
+    def ndp(self) -> list[Packet]:
+        """IPv6 neighbour solicitations and advertisements (ICMPv6 135, 136)."""
+        return [p for p in self.packets if set(p.all("icmpv6.type")) & {"135", "136"}]
 
-    def dns_responses(self, name: str) -> list[Packet]:
+    def dns_queries(self, name: str, qtype: str | None = None) -> list[Packet]:
+        """Queries for a name (of one type, "1" for A, "28" for AAAA, when qtype is given)."""
+        return [p for p in self.packets if p.first("dns.flags.response") in ("0", "False")
+                and p.first("dns.qry.name") == name and qtype in (None, p.first("dns.qry.type"))]
+
+    def dns_responses(self, name: str, qtype: str | None = None) -> list[Packet]:
         return [p for p in self.packets if p.first("dns.flags.response") in ("1", "True")
-                and p.first("dns.qry.name") == name]
+                and p.first("dns.qry.name") == name and qtype in (None, p.first("dns.qry.type"))]
 
     def endpoints(self) -> set[tuple[str, int]]:
-        """(address, port) of every TCP/UDP server the client contacted (first packet's destination)."""
+        """(address, port) of every TCP/UDP server a lab client contacted (first packet's destination)."""
         out = set()
         for p in self.packets:
-            opens = (p.is_tcp and p.has(TCP_SYN) and not p.has(TCP_ACK)) or (p.is_udp and not p.all("icmp.type"))
-            if opens and p.dst and p.dport and p.src == CLIENT_IP:
+            opens = (p.is_tcp and p.has(TCP_SYN) and not p.has(TCP_ACK)) or (p.is_udp and not p.is_icmp)
+            if opens and p.dst and p.dport and p.src in CLIENT_ADDRS:
                 out.add((p.dst, p.dport))
+        return out
+
+    def macs(self) -> dict[str, set[str]]:
+        """Source MAC -> the IP addresses it sent from: which addresses belong to one device."""
+        out: dict[str, set[str]] = {}
+        for p in self.packets:
+            if p.mac and p.src:
+                out.setdefault(p.mac, set()).add(p.src)
         return out
 
 

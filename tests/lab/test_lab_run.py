@@ -12,6 +12,7 @@ from typing import Any
 import dpkt
 import pytest
 
+from analyzer.lab import addresses as A
 from analyzer.lab.netns import NETNS_ETC, list_netns
 from analyzer.lab.runner import WORK_PREFIX
 from analyzer.lab.scenarios import ClientFiles, build_scenarios
@@ -27,9 +28,14 @@ REQUIRED = (
     "intercept_squid_tls12_reject", "intercept_squid_tls12_trust",
     "intercept_squid_tls13_reject", "intercept_squid_tls13_trust",
     "proxy_connect_allowed", "proxy_connect_denied", "sni_reset", "sni_drop", "mixed_session",
+    "dual_stack_v6_dropped_v4_fallback", "dual_stack_v6_dropped_no_fallback", "dual_stack_dns_v6_connect_v4",
+    "dual_stack_apns_v6_5223_dropped", "span_three_macs_one_blocked",
 )
-ALL = [s.name for s in build_scenarios(ClientFiles(Path("/unused"), Path("/unused"), Path("/unused")))]
-LAB_NETS = [ipaddress.ip_network(n) for n in ("10.77.0.0/16", "17.0.0.0/8", "198.18.0.0/15")]
+SCENARIOS = {s.name: s for s in build_scenarios(ClientFiles(Path("/unused"), Path("/unused"), Path("/unused")))}
+ALL = list(SCENARIOS)
+# The lab's own prefixes; for IPv6 also link-local and link-scope multicast (neighbour discovery) on the LAN.
+LAB_NETS = [ipaddress.ip_network(n) for n in ("10.77.0.0/16", "17.0.0.0/8", "198.18.0.0/15", A.LAB_NET6,
+                                              A.APPLE_NET6, A.CONTROL_NET6, "fe80::/10", "ff02::/16")]
 
 
 def test_every_required_scenario_ran(lab: Any) -> None:
@@ -53,9 +59,12 @@ def test_capture_is_small_and_never_leaves_the_lab(lab: Any, name: str) -> None:
         reader = dpkt.pcap.Reader(fh)
         assert reader.datalink() == dpkt.pcap.DLT_EN10MB
         frames = [dpkt.ethernet.Ethernet(buf) for _ts, buf in reader]
-    ips = [f.data for f in frames if isinstance(f.data, dpkt.ip.IP)]
-    assert ips, "no IPv4 packet"
-    assert not [f for f in frames if f.type == dpkt.ethernet.ETH_TYPE_IP6], "IPv6 is off in the lab"
+    ips = [f.data for f in frames if isinstance(f.data, (dpkt.ip.IP, dpkt.ip6.IP6))]
+    assert [ip for ip in ips if isinstance(ip, dpkt.ip.IP)], "no IPv4 packet"
+    if "ipv6" not in SCENARIOS[name].tags:
+        # IPv6 is on in every namespace, but only a dual-stack scenario may use it: the others' captures
+        # stay what they were (no router solicitation, no MLD report, no neighbour discovery).
+        assert not [f for f in frames if f.type == dpkt.ethernet.ETH_TYPE_IP6], "IPv6 in an IPv4-only scenario"
     for ip in ips:
         for raw in (ip.src, ip.dst):
             addr = ipaddress.ip_address(raw)

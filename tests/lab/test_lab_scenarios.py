@@ -179,3 +179,79 @@ def test_mixed_session_has_a_dozen_flows_with_every_outcome(lab: Any) -> None:
     assert set(by_sni) == {"gs.apple.com", "gsa.apple.com"}
     reset_ports = {p.dport for p in c.resets()}
     assert reset_ports == {by_sni["gsa.apple.com"]}
+
+
+# --- dual-stack Macs and several Macs in one capture ---------------------------------------------
+
+def test_dual_stack_asks_a_and_aaaa_over_ipv4_then_tries_ipv6_before_ipv4(lab: Any) -> None:
+    capture = cap(lab, "dual_stack_v6_dropped_v4_fallback")
+    for qtype in ("1", "28"):  # A and AAAA, both to the router's IPv4 address
+        (q,) = capture.dns_queries("gs.apple.com", qtype)
+        assert (q.src, q.dst) == (A.CLIENT_IP, A.ROUTER_CLIENT_IP)
+    (aaaa,) = capture.dns_responses("gs.apple.com", "28")
+    assert aaaa.all("dns.aaaa") == (A.GS_IP6,)
+    v6 = capture.conn(A.CLIENT_IP6, A.GS_IP6, 443)
+    v4 = capture.conn(A.CLIENT_IP, A.GS_IP, 443)
+    assert len(v6.syns()) >= 2 and not v6.s2c, "the IPv6 SYN is retransmitted into silence"
+    assert {p.ttl for p in v6.syns()} == {64}  # the hop limit, in the TTL's place
+    assert 1.4 <= t(v4.syns()[0]) - t(v6.syns()[0]) <= 2.0  # happy eyeballs set to 1.5 s
+    assert v4.selected_version() == "TLS 1.3" and v4.app_data_records(from_server=True) >= 2
+    # One Mac: its IPv4 and IPv6 addresses leave from one MAC address.
+    assert capture.macs()[A.CLIENT_MAC] >= {A.CLIENT_IP, A.CLIENT_IP6}
+
+
+def test_dual_stack_without_fallback_never_tries_ipv4_and_ipv6_itself_works(lab: Any) -> None:
+    capture = cap(lab, "dual_stack_v6_dropped_no_fallback")
+    assert not capture.conn(A.CLIENT_IP, A.GS_IP, 443).packets
+    v6 = capture.conn(A.CLIENT_IP6, A.GS_IP6, 443)
+    assert len(v6.syns()) >= 3 and not v6.s2c
+    control = capture.conn(A.CLIENT_IP6, A.CONTROL_IP6, 443)
+    assert control.synacks()[0].ttl == T.SERVER_TTL and control.selected_version() == "TLS 1.3"
+
+
+def test_apns_over_ipv6_stalls_on_5223_and_works_on_443_never_touching_ipv4(lab: Any) -> None:
+    capture = cap(lab, "dual_stack_apns_v6_5223_dropped")
+    c5223 = capture.conn(A.CLIENT_IP6, A.COURIER_IP6, 5223)
+    c443 = capture.conn(A.CLIENT_IP6, A.COURIER_IP6, 443)
+    assert len(c5223.syns()) >= 2 and not c5223.s2c
+    assert t(c443.syns()[0]) - t(c5223.syns()[0]) >= 2.9  # the step gave up after 3 s
+    assert c443.selected_version() == "TLS 1.3"
+    assert c443.client_hellos()[0].all("tls.handshake.extensions_alpn_str") == ("apns-security-v3",)
+    assert not [p for p in capture.packets if p.is_tcp and not p.ipv6], "no IPv4 connection at all"
+    assert capture.dns_queries("1-courier.push.apple.com", "28"), "the AAAA lookup went over IPv4"
+
+
+def test_dns_over_ipv6_and_the_connection_over_ipv4_share_one_mac(lab: Any) -> None:
+    mac4 = A.CLIENTS_BY_NAME["mac4"]
+    capture = cap(lab, "dual_stack_dns_v6_connect_v4")
+    (q,) = capture.dns_queries("gs.apple.com")
+    assert (q.src, q.dst, q.first("dns.qry.type")) == (mac4.ip6, A.ROUTER_CLIENT_IP6, "1")
+    c = capture.conn(mac4.ip, A.GS_IP, 443)
+    (rst,) = c.resets()
+    assert rst.ttl == T.ROUTER_TTL and t(c.syns()[0]) > t(q)
+    assert q.mac == c.syns()[0].mac == mac4.mac
+
+
+def test_span_capture_holds_three_macs_and_only_one_is_blocked(lab: Any) -> None:
+    capture = cap(lab, "span_three_macs_one_blocked")
+    macs = {c.mac: c for c in A.CLIENTS[:3]}
+    seen = capture.macs()
+    assert set(macs) <= set(seen), "every Mac is on the span port"
+    for mac, client in macs.items():
+        assert client.ip in seen[mac] and not seen[mac] - {client.ip, client.ip6, client.link_local}
+    for client in A.CLIENTS[:3]:
+        c = capture.conn(client.ip, A.GS_IP, 443)
+        if client.name == "mac2":
+            assert len(c.syns()) >= 3 and not c.s2c, "this Mac's SYNs are dropped"
+        else:
+            assert c.synacks() and c.selected_version() == "TLS 1.3"
+        (q,) = [p for p in capture.dns_queries("gs.apple.com") if p.src == client.ip]
+        assert q.mac == client.mac
+
+
+def test_ipv4_only_scenarios_ask_only_for_a_records(lab: Any) -> None:
+    """The lab's AAAA records must not leak into the older scenarios: their clients are pinned to IPv4."""
+    for name in ("tls13_ok", "mixed_session", "proxy_connect_allowed"):
+        capture = cap(lab, name)
+        assert not [p for p in capture.packets if p.first("dns.qry.type") == "28"], name
+        assert not [p for p in capture.packets if p.ipv6], name

@@ -13,7 +13,6 @@ import pytest
 from cryptography import x509
 from lab_wire import TCP_ACK, TCP_RST, Capture, Conn, Packet, read
 
-from analyzer.lab.addresses import CLIENT_IP, ROUTER_CLIENT_IP
 from analyzer.lab.scenarios import ClientFiles, build_scenarios
 
 pytestmark = pytest.mark.lab
@@ -23,7 +22,8 @@ FLOW_CASES = [pytest.param(s.name, f, id=f"{s.name}-{f['proto']}-{f['server']['i
               for s in SCENARIOS for f in s.truth["flows"]]
 DNS_CASES = [pytest.param(s.name, d, id=f"{s.name}-{d['query']}") for s in SCENARIOS for d in s.truth["dns"]]
 RCODES = {"NOERROR": 0, "SERVFAIL": 2, "NXDOMAIN": 3, "REFUSED": 5}
-RR_TYPES = {"1": "A", "5": "CNAME"}
+RR_TYPES = {"1": "A", "5": "CNAME", "28": "AAAA"}
+QTYPES = {kind: code for code, kind in RR_TYPES.items()}
 ALERT_FATAL = 2
 
 
@@ -116,14 +116,14 @@ def check_udp(cap: Capture, conn: Conn, flow: dict[str, Any]) -> None:
         assert (p.src, p.ttl) == (want["from"], want["ttl"])
         assert (int(p.all("icmp.type")[0]), int(p.all("icmp.code")[0])) == (want["type"], want["code"])
         # The ICMP error quotes the client's datagram to the server: it is tied to this flow.
-        assert p.all("ip.src")[1:] == (CLIENT_IP,) and p.all("ip.dst")[1:] == (flow["server"]["ip"],)
+        assert p.all("ip.src")[1:] == (flow["client"]["ip"],) and p.all("ip.dst")[1:] == (flow["server"]["ip"],)
         assert p.all("udp.dstport") == (str(flow["server"]["port"]),)
 
 
 @pytest.mark.parametrize("name,flow", FLOW_CASES)
 def test_flow_is_on_the_wire(lab: Any, name: str, flow: dict[str, Any]) -> None:
     cap = capture(lab, name)
-    conn = cap.conn(CLIENT_IP, flow["server"]["ip"], flow["server"]["port"], flow["proto"])
+    conn = cap.conn(flow["client"]["ip"], flow["server"]["ip"], flow["server"]["port"], flow["proto"])
     if flow["proto"] == "udp":
         check_udp(cap, conn, flow)
         return
@@ -144,20 +144,20 @@ def test_flow_is_on_the_wire(lab: Any, name: str, flow: dict[str, Any]) -> None:
 def test_no_flow_beyond_the_truth(lab: Any, name: str) -> None:
     truth = lab.results[name].truth
     expected = {(f["server"]["ip"], f["server"]["port"]) for f in truth["flows"]}
-    if truth["dns"]:
-        expected.add((ROUTER_CLIENT_IP, 53))
+    expected |= {(d["server"]["ip"], d["server"]["port"]) for d in truth["dns"]}
     assert capture(lab, name).endpoints() == expected
 
 
 @pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
 def test_no_lookup_beyond_the_truth(lab: Any, name: str) -> None:
     cap = capture(lab, name)
-    asked = {p.first("dns.qry.name") for p in cap.packets if p.first("dns.flags.response") in ("0", "False")}
-    assert asked == {d["query"] for d in lab.results[name].truth["dns"]}
+    asked = {(p.first("dns.qry.name"), RR_TYPES.get(p.first("dns.qry.type") or "", "?"))
+             for p in cap.packets if p.first("dns.flags.response") in ("0", "False")}
+    assert asked == {(d["query"], d["qtype"]) for d in lab.results[name].truth["dns"]}
 
 
 def _answers(resp: Packet) -> list[dict[str, Any]]:
-    data = {"A": list(resp.all("dns.a")), "CNAME": list(resp.all("dns.cname"))}
+    data = {"A": list(resp.all("dns.a")), "AAAA": list(resp.all("dns.aaaa")), "CNAME": list(resp.all("dns.cname"))}
     out = []
     for rname, rtype, ttl in zip(resp.all("dns.resp.name"), resp.all("dns.resp.type"), resp.all("dns.resp.ttl")):
         kind = RR_TYPES[rtype]
@@ -168,10 +168,12 @@ def _answers(resp: Packet) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("name,lookup", DNS_CASES)
 def test_lookup_is_on_the_wire(lab: Any, name: str, lookup: dict[str, Any]) -> None:
     cap = capture(lab, name)
-    queries = cap.dns_queries(lookup["query"])
-    assert queries and {q.first("dns.qry.type") for q in queries} == {"1"}
-    assert {(q.src, q.dst, q.dport) for q in queries} == {(CLIENT_IP, ROUTER_CLIENT_IP, 53)}
-    responses = cap.dns_responses(lookup["query"])
+    qtype, client = QTYPES[lookup["qtype"]], lookup["client"]["ip"]
+    # A span-port capture holds several clients' lookups of one name: this lookup's are its client's.
+    queries = [q for q in cap.dns_queries(lookup["query"], qtype) if q.src == client]
+    assert queries, f"no {lookup['qtype']} query from {client}"
+    assert {(q.dst, q.dport) for q in queries} == {(lookup["server"]["ip"], 53)}
+    responses = [r for r in cap.dns_responses(lookup["query"], qtype) if r.dst == client]
     if lookup["rcode"] is None:
         assert not responses and len(queries) >= 2, "silence: the client asks again, nothing answers"
         return

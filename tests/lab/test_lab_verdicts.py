@@ -13,7 +13,7 @@ import pytest
 import analyzer
 from analyzer.lab.scenarios import ClientFiles, build_scenarios
 
-from truth_match import report_flows_for
+from truth_match import report_dns_for, report_flows_for
 
 pytestmark = pytest.mark.lab
 
@@ -88,7 +88,7 @@ def _undetectable_interception(tf: dict[str, Any]) -> bool:
 def test_dns_verdicts(lab: Any, name: str) -> None:
     truth, report = scenario(lab, name)
     for td in truth["dns"]:
-        ours = [d for d in report["dns"] if d["query"].lower() == td["query"].lower() and d["qtype"] == td["qtype"]]
+        ours = report_dns_for(report, td)
         assert ours and {d["verdict"] for d in ours} == {td["verdict"]}, [(d["verdict"], d["reason"]) for d in ours]
         if td["verdict"] != "ok":
             assert all(d["service"] for d in ours), "a blocked Apple name must be tied to its service"
