@@ -112,7 +112,10 @@ def test_services_status_and_advice(lab: Any, name: str) -> None:
     for s in bad:
         assert s["advice"], s
         assert s["evidence"], s
-    assert any(f["severity"] in ("error", "warning") and f["advice"] for f in report["findings"])
+    # Private Relay blocked is Apple's documented switch, maybe intended: an info finding, not a failure.
+    maybe_intended = "private_relay_unavailable" in truth.get("answer", {}).get("findings", [])
+    assert any(f["severity"] in (("info",) if maybe_intended else ()) + ("error", "warning") and f["advice"]
+               for f in report["findings"])
     # A sinkholed or NXDOMAIN Apple name leaves no TCP on the wire: the service must still show as blocked.
     for td in failing_dns:
         svc = [d["service"] for d in report["dns"] if d["query"].lower() == td["query"].lower()][0]
