@@ -66,7 +66,7 @@ def test_workers_give_the_same_records(tmp_path: Path, workers: int) -> None:
     for path in CAPTURES[1:] + [SAMPLE]:
         one = flows_jsonl(tmp_path, [path])
         many = flows_jsonl(tmp_path, [path], "-j", str(workers))
-        for kind in ("flow", "dns", "capture"):
+        for kind in ("flow", "dns", "capture", "neighbor"):
             assert canonical(one, kind) == canonical(many, kind), (path, kind)
         # Frame-level weirds are counted by one worker only; flow-level ones add up.
         assert one[-1]["stats"] == many[-1]["stats"], path
