@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from analyzer import __version__
-from analyzer.cli import analyze, compare, flows, lab, live, services
+from analyzer.cli import analyze, capture_guide, compare, flows, lab, live, services
 from analyzer.errors import AnalyzerError
 
-COMMANDS = (analyze, services, flows, lab, compare, live)
+COMMANDS = (analyze, services, flows, lab, compare, live, capture_guide)
 
 
 def build_parser() -> argparse.ArgumentParser:
