@@ -265,7 +265,7 @@ def register(sub: Any) -> None:
                        "virtual interface from a Mac; what to do while it runs and how to stop it.")
     p.add_argument("--device", choices=DEVICES, default="mac", help="where the problem is (default: mac)")
     p.add_argument("--seconds", type=int, default=DEFAULT_SECONDS, metavar="N",
-                   help=f"how long to capture (default {DEFAULT_SECONDS})")
+                   help=f"how long to capture, 10 to 86400 (default {DEFAULT_SECONDS})")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
     p.set_defaults(func=cmd_capture_guide)
 
