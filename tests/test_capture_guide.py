@@ -274,7 +274,7 @@ def test_findings_name_the_daemon_that_failed(tmp_path: Path) -> None:
     msgs = {f.message.split(" ", 1)[0]: f for f in a.diagnosis.findings}
     gsa = msgs["gsa.apple.com"]
     assert gsa.message.endswith("is blocked (process akd)")
-    assert "process on the Mac: akd (PKTAP capture)" in gsa.evidence
+    assert "process on the device: akd (from the capture's process metadata)" in gsa.evidence
     # Push failed on 5223 only (443 works): the failed flows are apsd's, so only apsd is named.
     push = msgs["*.push.apple.com"]
     assert push.message.endswith("(process apsd)") and "akd" not in push.message
@@ -290,4 +290,4 @@ def test_terminal_answer_shows_the_daemon(tmp_path: Path, capsys: pytest.Capture
     main(["analyze", str(pktap)])
     out = " ".join(capsys.readouterr().out.split())
     assert "is blocked (process akd)" in out and "(process apsd)" in out
-    assert "process on the Mac: akd (PKTAP capture)" in out
+    assert "process on the device: akd (from the capture's process metadata)" in out

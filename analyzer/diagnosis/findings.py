@@ -102,8 +102,8 @@ def _service_findings(services: list[ServiceRow]) -> list[Finding]:
         evidence = list(row.evidence)
         if procs:
             what += f" ({plural(len(procs), 'process')} {', '.join(procs)})"
-            evidence.append(f"{plural(len(procs), 'process', 'processes')} on the Mac: {', '.join(procs)} "
-                            "(PKTAP capture)")
+            evidence.append(f"{plural(len(procs), 'process', 'processes')} on the device: {', '.join(procs)} "
+                            "(from the capture's process metadata)")
         out.append(Finding(severity, kind, f"{row.entry.host} ({row.entry.section}) {what}", row.entry.id,
                            tuple(f.id for f in bad), tuple(evidence), row.advice, wf))
     return out
