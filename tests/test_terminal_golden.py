@@ -24,6 +24,7 @@ from analyzer.report.terminal_report import STATUS_ORDER, render_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "fixtures" / "terminal"
+SIGNATURES = ROOT / "signatures"
 CAPTURES = {
     "mixed_session": ROOT / "samples" / "mixed_session.pcap",
     "span_three_macs_one_blocked": GOLDEN / "span_three_macs_one_blocked.pcap",
@@ -41,7 +42,8 @@ def report_of(name: str) -> dict[str, Any]:
         here = Path.cwd()
         os.chdir(ROOT)
         try:
-            _reports[name] = analyzer.analyze(str(CAPTURES[name].relative_to(ROOT))).report
+            # This tree's signatures, whatever the installed package points at.
+            _reports[name] = analyzer.analyze(str(CAPTURES[name].relative_to(ROOT)), signatures=SIGNATURES).report
         finally:
             os.chdir(here)
     return _reports[name]
@@ -82,7 +84,8 @@ def test_terminal_matches_golden(name: str, width: int) -> None:
 
 def test_cli_takes_the_width_from_columns() -> None:
     env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "analyzer", "analyze", "samples/mixed_session.pcap"],
+    p = subprocess.run([sys.executable, "-m", "analyzer", "analyze", "samples/mixed_session.pcap",
+                        "--signatures", "signatures"],
                        capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     assert p.stdout == (GOLDEN / "mixed_session.100.txt").read_text(encoding="utf-8")
