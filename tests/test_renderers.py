@@ -642,3 +642,28 @@ def test_html_in_headless_chromium(name: str, tmp_path: Path) -> None:
         assert near((0xCF, 0x22, 0x2E))
         assert near((0x82, 0x50, 0xDF))
     assert len(colours) > 50
+
+
+# ---------------------------------------------------------------- counts in sentences
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_counts_in_sentences_agree_with_their_number(ordinary: dict[str, Any], n: int) -> None:
+    """Every renderer writes "1 packet", "1 flow", "on 1 service", "1 catalogue service" (words.py)."""
+    report = json.loads(json.dumps(ordinary))
+    report["captures"][0].update(packets=n, bytes=n, dropped=n)
+    report["summary"]["flows"] = n
+    report["summary"]["interception"][0]["services"] = report["summary"]["interception"][0]["services"][:n]
+    seen = [s for s in report["services"] if s["status"] != "not_seen"]
+    report["services"] = seen + [dict(seen[0], id=f"x/{i}", host=f"x{i}.apple.com", status="not_seen")
+                                 for i in range(n)]
+    s = "" if n == 1 else "s"
+    term = terminal(report, width=300)  # one line per paragraph
+    assert f": {n} packet{s}, {n} byte{s}," in term and f"{n} packet{s} dropped by the kernel" in term
+    assert f"on {n} service{s}: software_updates/mesu.apple.com" in term
+    assert f"{n} catalogue service{s} not seen (not shown)" in term
+    md = render_markdown(report)
+    assert f": {n} packet{s}, {n} byte{s}," in md and f"on {n} service{s}:" in md
+    page = parse(render_html(report)).text
+    assert f"{n} flow{s}, 8 to Apple services" in page and f"on {n} service{s}:" in page
+    assert f"{n} packet{s}, {n} byte{s}," in page
