@@ -27,7 +27,7 @@ import jsonschema
 import pytest
 from markdown_it import MarkdownIt
 
-from analyzer.report.csv_report import COLUMNS, render_csv
+from analyzer.report.csv_report import COLUMNS, DNS_COLUMNS, FINDING_COLUMNS, SERVICE_COLUMNS, render_csv
 from analyzer.report.html import render_html
 from analyzer.report.jsonl import render_jsonl
 from analyzer.report.markdown import render_markdown
@@ -667,3 +667,38 @@ def test_counts_in_sentences_agree_with_their_number(ordinary: dict[str, Any], n
     page = parse(render_html(report)).text
     assert f"{n} flow{s}, 8 to Apple services" in page and f"on {n} service{s}:" in page
     assert f"{n} packet{s}, {n} byte{s}," in page
+
+
+@pytest.mark.parametrize(("table", "columns", "rows"), [
+    ("flows", COLUMNS, "flows"), ("services", SERVICE_COLUMNS, "services"), ("dns", DNS_COLUMNS, "dns"),
+    ("findings", FINDING_COLUMNS, "findings")])
+def test_csv_of_each_table(ordinary: dict[str, Any], table: str, columns: tuple[str, ...], rows: str) -> None:
+    parsed = csv_rows(render_csv(ordinary, table))
+    assert tuple(parsed[0]) == columns
+    assert len(parsed) == 1 + len(ordinary[rows])
+    assert all(len(r) == len(columns) for r in parsed)
+
+
+def test_csv_services_findings_dns_cells(ordinary: dict[str, Any]) -> None:
+    services = [dict(zip(SERVICE_COLUMNS, r, strict=True)) for r in csv_rows(render_csv(ordinary, "services"))[1:]]
+    assert [s["status"] for s in services][:3] == ["blocked"] * 3  # worst first, as the terminal
+    push = next(s for s in services if s["host"] == "*.push.apple.com")
+    assert (push["ports"], push["verdicts"], push["reason"]) == ("443 5223", "ok=1 refused=2",
+                                                                 "5223: refused by middlebox; 443 works")
+    findings = [dict(zip(FINDING_COLUMNS, r, strict=True)) for r in csv_rows(render_csv(ordinary, "findings"))[1:]]
+    reset = next(f for f in findings if f["kind"] == "injected_reset")
+    assert reset["evidence"] == ("RST TTL 61, the server's SYN-ACK TTL 52 | "
+                                 "RST arrived 0.3 ms after the ClientHello; the round trip is 22 ms")
+    dns = [dict(zip(DNS_COLUMNS, r, strict=True)) for r in csv_rows(render_csv(ordinary, "dns"))[1:]]
+    assert {d["query"]: d["verdict"] for d in dns}["iprofiles.apple.com"] == "nxdomain"
+    with pytest.raises(ValueError, match="unknown CSV table"):
+        render_csv(ordinary, "packets")
+
+
+@pytest.mark.parametrize("table", ["services", "dns", "findings"])
+def test_csv_tables_hostile_cells_cannot_be_formulas(hostile: dict[str, Any], table: str) -> None:
+    text = render_csv(hostile, table)
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", text)
+    for row in csv_rows(text)[1:]:
+        for cell in row:
+            assert not cell.startswith(FORMULA_START), cell
