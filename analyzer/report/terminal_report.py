@@ -303,7 +303,7 @@ def _services_table(services: list[Mapping[str, Any]], report: Mapping[str, Any]
     The compact table (status, host, ports, flows, clients when several devices tried, a short
     reason) fits 80 columns; section, verdict counts, names seen and attempts are added, in that
     order, while the width leaves the reason its room; --wide adds them all and the full advice.
-    A host cell is never cut or wrapped.
+    A host cell is never wrapped, and cut (with an ellipsis) only when longer than any catalogue host.
     """
     flows = by_service(report.get("flows") or [])
     dns = by_service(report.get("dns") or [])
@@ -331,7 +331,10 @@ def _services_table(services: list[Mapping[str, Any]], report: Mapping[str, Any]
     spec: dict[str, _Column] = {
         "status": ("status", "short", natural["status"], natural["status"], False),
         "section": ("section", "short", min(natural["section"], 30), 8, False),
-        "host": ("host", "host", natural["host"], natural["host"], False),
+        # Whole: every catalogue host (37 characters at most) fits; only a name longer than the
+        # terminal leaves room for gets an ellipsis (never a line break).
+        "host": ("host", "host", natural["host"] if wide else min(natural["host"], max(37, width - 43)),
+                 natural["host"], False),
         "ports": ("ports", "short", min(natural["ports"], 20), min(natural["ports"], 7), False),
         "flows": ("flows", "short", natural["flows"], natural["flows"], True),
         "attempts": ("attempts", "short", natural["attempts"], natural["attempts"], True),
