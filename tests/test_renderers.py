@@ -242,6 +242,10 @@ def test_terminal_hostile_strings_cannot_drive_the_terminal(hostile: dict[str, A
     assert "\\x9b2J" in bare
     assert "[bold red]x[/]" in bare
     assert bare.startswith("1 Apple service intercepted; HTTPS inspection by unknown inspection CA:")
+    # Hostile lengths (a 100-character "host", unbreakable markup) still fit the width.
+    for width in (80, 120):
+        narrow = SGR.sub("", terminal(hostile, color=color, show_not_seen=True, width=width))
+        assert max(len(line) for line in narrow.splitlines()) <= width
 
 
 # ---------------------------------------------------------------- markdown
