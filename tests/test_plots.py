@@ -155,8 +155,7 @@ def _tiles(fig: Figure) -> list[str]:
 def test_status_grid_sections_in_document_order(analysis: analyzer.Analysis) -> None:
     fig = plots.status_grid(analysis)
     texts = _texts(fig)
-    # Wrapped at 28 characters: long section names take two lines.
-    apple_id = "Apple ID (Apple Account in\nthe current English edition)"
+    apple_id = "Apple Account (Apple ID)"
     order = ["Device setup", "Device management", "Software updates", "Certificate validation", apple_id]
     assert [t for t in texts if t in order] == order
     tiles = _tiles(fig)

@@ -27,7 +27,7 @@ import jsonschema
 import pytest
 from markdown_it import MarkdownIt
 
-from analyzer.report.csv_report import COLUMNS, render_csv
+from analyzer.report.csv_report import COLUMNS, DNS_COLUMNS, FINDING_COLUMNS, SERVICE_COLUMNS, render_csv
 from analyzer.report.html import render_html
 from analyzer.report.jsonl import render_jsonl
 from analyzer.report.markdown import render_markdown
@@ -107,34 +107,57 @@ def test_hostile_fixture_carries_every_attack(hostile: dict[str, Any]) -> None:
 
 
 def test_terminal_answer_comes_first(ordinary: dict[str, Any]) -> None:
-    out = terminal(ordinary)
+    out = terminal(ordinary, width=200)
     lines = out.splitlines()
     assert lines[0] == "3 Apple services blocked; HTTPS inspection by Zscaler on 2 services; 1 service degraded"
     assert lines[1] == ("captures/macbook-office-wifi.pcapng: 4821 packets, 3912044 bytes, "
                         "2024-05-01 12:00:00.125 to 12:05:00.500 UTC (300.4 s), 2 weird")
     assert lines[2] == "Services: 3 blocked, 2 intercepted, 1 degraded, 2 working, 1 not_seen"
-    assert lines[3] == ("Flows: 9 (8 to Apple): intercepted 2, reset 1, refused 2, ok 4. "
-                        "DNS: nxdomain 1, ok 3, sinkholed 1")
-    assert lines[4].startswith("HTTPS inspection by Zscaler (issuer CN=Zscaler Intermediate Root CA")
+    assert lines[3] == "Flows: 9 (8 to Apple): intercepted 2, reset 1, refused 2, ok 4"
+    assert lines[4] == "DNS: nxdomain 1, ok 3, sinkholed 1"
+    assert lines[5].startswith("HTTPS inspection by Zscaler (issuer CN=Zscaler Intermediate Root CA")
     order = [out.index(s) for s in ("Services (8)", "Findings (6)", "Errors (4)", "Warnings (1)", "Info (1)")]
     assert order == sorted(order)
 
 
+def table_rows(out: str) -> list[str]:
+    """The services table's rows: after the header's rule, the lines that start with a status."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("───")) + 1
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip() or "catalogue service" in lines[i])
+    return [line for line in lines[start:end] if line and not line[0].isspace()]
+
+
 def test_terminal_services_worst_first_and_only_seen(ordinary: dict[str, Any]) -> None:
-    out = terminal(ordinary)
-    rows = [line for line in out.splitlines() if line.startswith("│ ") and line.split("│")[1].strip()]
-    statuses = [r.split("│")[1].strip() for r in rows]
-    hosts = [r.split("│")[3].strip() for r in rows]
-    assert statuses == ["blocked"] * 3 + ["intercepted"] * 2 + ["degraded"] + ["working"] * 2
-    assert hosts == ["iprofiles.apple.com", "albert.apple.com", "gs.apple.com", "mesu.apple.com", "xp.apple.com",
-                     "*.push.apple.com", "time.apple.com", "swcdn.apple.com"]
+    out = terminal(ordinary, width=80)
+    rows = [r.split() for r in table_rows(out)]
+    assert [r[0] for r in rows] == ["blocked"] * 3 + ["intercepted"] * 2 + ["degraded"] + ["working"] * 2
+    assert [r[1] for r in rows] == ["iprofiles.apple.com", "albert.apple.com", "gs.apple.com", "mesu.apple.com",
+                                    "xp.apple.com", "*.push.apple.com", "time.apple.com", "swcdn.apple.com"]
     assert "ppq.apple.com" not in out
-    assert "1 catalogue services not seen (not shown)" in out
+    assert "1 catalogue service not seen (not shown)" in out
     assert "ppq.apple.com" in terminal(ordinary, show_not_seen=True)
 
 
+def test_terminal_short_reasons(ordinary: dict[str, Any]) -> None:
+    """One short reason per row, from the flows and DNS answers of the service."""
+    out = terminal(ordinary, width=120)
+    column = next(line for line in out.splitlines() if line.startswith("status ")).index("reason")
+    reasons = {r.split()[1]: r[column:].strip() for r in table_rows(out)}
+    assert reasons == {
+        "iprofiles.apple.com": "DNS: NXDOMAIN",
+        "albert.apple.com": "DNS: sinkholed",
+        "gs.apple.com": "443: reset by middlebox",
+        "mesu.apple.com": "443: HTTPS inspection (Zscaler)",
+        "xp.apple.com": "443: HTTPS inspection (Zscaler)",
+        "*.push.apple.com": "5223: refused by middlebox; 443 works",
+        "time.apple.com": "",
+        "swcdn.apple.com": "",
+    }
+
+
 def test_terminal_findings_have_evidence_advice_and_filter(ordinary: dict[str, Any]) -> None:
-    out = terminal(ordinary)
+    out = terminal(ordinary, width=200)
     block = out[out.index("* [injected_reset]"):out.index("* [dns_sinkhole]")]
     assert block.splitlines() == [
         "* [injected_reset] A middlebox resets TLS to gs.apple.com after the ClientHello (device_setup/gs.apple.com)",
@@ -144,6 +167,44 @@ def test_terminal_findings_have_evidence_advice_and_filter(ordinary: dict[str, A
         "    Advice: Allow gs.apple.com in the firewall's SNI filter; it is needed to install and update the OS.",
         "    Wireshark: tcp.port == 51560 && ip.addr == 17.32.194.2",
     ]
+    # At 80 columns the same finding wraps under its own indent, never back to column 0.
+    narrow = terminal(ordinary, width=80)
+    block = narrow[narrow.index("* [injected_reset]"):narrow.index("* [dns_sinkhole]")]
+    assert block.splitlines() == [
+        "* [injected_reset] A middlebox resets TLS to gs.apple.com after the ClientHello",
+        "  (device_setup/gs.apple.com)",
+        "    - RST TTL 61, the server's SYN-ACK TTL 52",
+        "    - RST arrived 0.3 ms after the ClientHello; the round trip is 22 ms",
+        "    flows: CyT4dS0vPq7LmN3oB",
+        "    Advice: Allow gs.apple.com in the firewall's SNI filter; it is needed to",
+        "      install and update the OS.",
+        "    Wireshark: tcp.port == 51560 && ip.addr == 17.32.194.2",
+    ]
+
+
+def test_terminal_width_from_columns(ordinary: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert terminal(ordinary) == terminal(ordinary, width=100)
+    assert max(len(line) for line in terminal(ordinary).splitlines()) <= 100
+    monkeypatch.delenv("COLUMNS")
+    assert terminal(ordinary) == terminal(ordinary, width=80)  # a pipe, no COLUMNS: rich's 80
+
+
+def test_wrap_hanging_keeps_words_and_folds_urls() -> None:
+    from rich.text import Text
+
+    from analyzer.report.terminal import wrap_hanging
+
+    body = Text("allow gsa.apple.com and deviceenrollment.apple.com in the filter now")
+    lines = [t.plain for t in wrap_hanging(Text("  - "), body, 32, 6)]
+    assert lines == ["  - allow gsa.apple.com and", "      deviceenrollment.apple.com", "      in the filter now"]
+    url = Text("see http://portal.example/login?ap=lab-ap-1&orig=http%3A%2F%2Fcaptive.apple.com/x.html ok")
+    lines = [t.plain for t in wrap_hanging(Text(""), url, 40, 2)]
+    assert all(len(line) <= 40 for line in lines)
+    assert lines[0] == "see" and lines[-1].endswith(" ok")
+    assert any("captive.apple.com" in line for line in lines)  # the URL breaks after a '=' or '/'
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert [t.plain for t in wrap_hanging(Text("x: "), Text(""), 20, 2)] == ["x: "]
 
 
 def test_terminal_colour_only_on_a_tty(ordinary: dict[str, Any]) -> None:
@@ -155,7 +216,7 @@ def test_terminal_colour_only_on_a_tty(ordinary: dict[str, Any]) -> None:
 
     def sgr_before(word: str) -> set[str]:
         """The SGR parameters in force where the status word starts its table cell."""
-        m = re.search(r"│ ((?:\x1b\[[0-9;]*m)+)" + word + r"\b", forced)
+        m = re.search(r"^((?:\x1b\[[0-9;]*m)+)" + word + r"\b", forced, flags=re.MULTILINE)
         assert m, word
         return set(re.findall(r"\d+", m.group(1)))
 
@@ -181,6 +242,10 @@ def test_terminal_hostile_strings_cannot_drive_the_terminal(hostile: dict[str, A
     assert "\\x9b2J" in bare
     assert "[bold red]x[/]" in bare
     assert bare.startswith("1 Apple service intercepted; HTTPS inspection by unknown inspection CA:")
+    # Hostile lengths (a 100-character "host", unbreakable markup) still fit the width.
+    for width in (80, 120):
+        narrow = SGR.sub("", terminal(hostile, color=color, show_not_seen=True, width=width))
+        assert max(len(line) for line in narrow.splitlines()) <= width
 
 
 # ---------------------------------------------------------------- markdown
@@ -581,3 +646,63 @@ def test_html_in_headless_chromium(name: str, tmp_path: Path) -> None:
         assert near((0xCF, 0x22, 0x2E))
         assert near((0x82, 0x50, 0xDF))
     assert len(colours) > 50
+
+
+# ---------------------------------------------------------------- counts in sentences
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_counts_in_sentences_agree_with_their_number(ordinary: dict[str, Any], n: int) -> None:
+    """Every renderer writes "1 packet", "1 flow", "on 1 service", "1 catalogue service" (words.py)."""
+    report = json.loads(json.dumps(ordinary))
+    report["captures"][0].update(packets=n, bytes=n, dropped=n)
+    report["summary"]["flows"] = n
+    report["summary"]["interception"][0]["services"] = report["summary"]["interception"][0]["services"][:n]
+    seen = [s for s in report["services"] if s["status"] != "not_seen"]
+    report["services"] = seen + [dict(seen[0], id=f"x/{i}", host=f"x{i}.apple.com", status="not_seen")
+                                 for i in range(n)]
+    s = "" if n == 1 else "s"
+    term = terminal(report, width=300)  # one line per paragraph
+    assert f": {n} packet{s}, {n} byte{s}," in term and f"{n} packet{s} dropped by the kernel" in term
+    assert f"on {n} service{s}: software_updates/mesu.apple.com" in term
+    assert f"{n} catalogue service{s} not seen (not shown)" in term
+    md = render_markdown(report)
+    assert f": {n} packet{s}, {n} byte{s}," in md and f"on {n} service{s}:" in md
+    page = parse(render_html(report)).text
+    assert f"{n} flow{s}, 8 to Apple services" in page and f"on {n} service{s}:" in page
+    assert f"{n} packet{s}, {n} byte{s}," in page
+
+
+@pytest.mark.parametrize(("table", "columns", "rows"), [
+    ("flows", COLUMNS, "flows"), ("services", SERVICE_COLUMNS, "services"), ("dns", DNS_COLUMNS, "dns"),
+    ("findings", FINDING_COLUMNS, "findings")])
+def test_csv_of_each_table(ordinary: dict[str, Any], table: str, columns: tuple[str, ...], rows: str) -> None:
+    parsed = csv_rows(render_csv(ordinary, table))
+    assert tuple(parsed[0]) == columns
+    assert len(parsed) == 1 + len(ordinary[rows])
+    assert all(len(r) == len(columns) for r in parsed)
+
+
+def test_csv_services_findings_dns_cells(ordinary: dict[str, Any]) -> None:
+    services = [dict(zip(SERVICE_COLUMNS, r, strict=True)) for r in csv_rows(render_csv(ordinary, "services"))[1:]]
+    assert [s["status"] for s in services][:3] == ["blocked"] * 3  # worst first, as the terminal
+    push = next(s for s in services if s["host"] == "*.push.apple.com")
+    assert (push["ports"], push["verdicts"], push["reason"]) == ("443 5223", "ok=1 refused=2",
+                                                                 "5223: refused by middlebox; 443 works")
+    findings = [dict(zip(FINDING_COLUMNS, r, strict=True)) for r in csv_rows(render_csv(ordinary, "findings"))[1:]]
+    reset = next(f for f in findings if f["kind"] == "injected_reset")
+    assert reset["evidence"] == ("RST TTL 61, the server's SYN-ACK TTL 52 | "
+                                 "RST arrived 0.3 ms after the ClientHello; the round trip is 22 ms")
+    dns = [dict(zip(DNS_COLUMNS, r, strict=True)) for r in csv_rows(render_csv(ordinary, "dns"))[1:]]
+    assert {d["query"]: d["verdict"] for d in dns}["iprofiles.apple.com"] == "nxdomain"
+    with pytest.raises(ValueError, match="unknown CSV table"):
+        render_csv(ordinary, "packets")
+
+
+@pytest.mark.parametrize("table", ["services", "dns", "findings"])
+def test_csv_tables_hostile_cells_cannot_be_formulas(hostile: dict[str, Any], table: str) -> None:
+    text = render_csv(hostile, table)
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", text)
+    for row in csv_rows(text)[1:]:
+        for cell in row:
+            assert not cell.startswith(FORMULA_START), cell

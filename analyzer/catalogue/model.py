@@ -29,6 +29,17 @@ class Status(StrEnum):
     GUIDANCE = "guidance"
 
 
+def os_list_text(os_names: tuple[str, ...] | list[str]) -> str:
+    """('iOS', 'iPadOS', 'macOS') -> 'iOS, iPadOS and macOS'; one OS -> 'macOS only' (the seed's 'Alleen
+    macOS'); none -> ''."""
+    names = list(os_names)
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"{names[0]} only"
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
     key: str
@@ -38,6 +49,10 @@ class Section:
     parent: str | None = None
     note_nl: str | None = None
     note_en: str | None = None
+
+    def title(self, lang: str = "en") -> str:
+        """The heading in `lang` ('en', or 'nl': the seed's Dutch heading, English where the seed has none)."""
+        return (self.nl or self.en) if lang == "nl" else self.en
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +106,12 @@ class Entry:
             if p == port:
                 return role
         return None
+
+    @property
+    def os_en(self) -> str:
+        """The OS cell in English, built from `os` ('macOS only', 'iOS, iPadOS and macOS'); `os_text`
+        keeps the seed's Dutch cell verbatim ('Alleen macOS', 'iOS, iPadOS en macOS')."""
+        return os_list_text(self.os)
 
     @property
     def in_current(self) -> bool:

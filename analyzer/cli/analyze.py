@@ -23,7 +23,10 @@ def register(sub: Any) -> None:
                        "refused, reset, tls_failed, intercepted, incomplete), find HTTPS inspection and DNS filtering, "
                        "and say what to change.")
     p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures (read as one)")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table: the answer laid out for the terminal's width (COLUMNS); csv: one table, the "
+                   "flows unless --csv-of says otherwise (default table)")
+    add_layout_options(p)
     p.add_argument("-o", "--output", metavar="PATH", help="write the report to PATH instead of stdout")
     p.add_argument("--html", metavar="PATH", help="also write the HTML report to PATH")
     p.add_argument("--edition", choices=EDITIONS, default="current", help="edition of Apple's article (default current)")
@@ -35,7 +38,20 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_analyze)
 
 
-def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_not_seen: bool = False) -> None:
+def add_layout_options(p: argparse.ArgumentParser) -> None:
+    """--wide and --csv-of: how the table and csv formats lay the report out (analyze and live)."""
+    from analyzer.report.csv_report import TABLES
+
+    p.add_argument("--wide", action="store_true",
+                   help="table: every detail column (section, attempts, verdicts, names seen) and the full advice "
+                   "in the services table, however wide it gets")
+    p.add_argument("--csv-of", choices=tuple(TABLES), default="flows", metavar="|".join(TABLES),
+                   help="csv: which table to write: " + "; ".join(f"{k}: {v}" for k, v in TABLES.items())
+                   + " (default flows)")
+
+
+def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_not_seen: bool = False,
+                 wide: bool = False, csv_of: str = "flows") -> None:
     """Render a report in `fmt` to `output` (a path, or stdout for None or "-"); shared by analyze and live."""
     if fmt in ("json", "jsonl"):
         # Bytes straight to the output: these are the formats of big captures.
@@ -48,6 +64,14 @@ def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_n
                 for event in events(report):
                     out.write(json_line(event))
         return
+    if fmt == "csv":
+        from analyzer.report.csv_report import TABLES, render_csv
+
+        write_text(render_csv(report, csv_of), output)
+        # What the file holds, said where it cannot spoil the data.
+        print(f"apple-net: CSV of the {csv_of} table, {TABLES[csv_of]} (--csv-of {'|'.join(TABLES)})",
+              file=sys.stderr)
+        return
     if fmt != "table":
         write_text(renderer(fmt)(report), output)
         return
@@ -56,11 +80,11 @@ def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_n
     if output and output != "-":
         try:
             with open(output, "w", encoding="utf-8") as fh:
-                render_terminal(report, fh, color=False, show_not_seen=show_not_seen)
+                render_terminal(report, fh, color=False, show_not_seen=show_not_seen, wide=wide)
         except OSError as exc:
             raise AnalyzerError(f"cannot write {output}: {exc.strerror}") from None
     else:
-        render_terminal(report, sys.stdout, show_not_seen=show_not_seen)
+        render_terminal(report, sys.stdout, show_not_seen=show_not_seen, wide=wide)
 
 
 def renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
@@ -117,7 +141,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             analysis = analyze(args.files, edition=args.edition, signatures=args.signatures,
                                all_services=args.all_services, progress=progress, client=args.client)
         report = analysis.report
-        write_report(report, args.format, args.output, show_not_seen=args.all_services)
+        write_report(report, args.format, args.output, show_not_seen=args.all_services, wide=args.wide,
+                     csv_of=args.csv_of)
         if args.html:
             write_text(analysis.to_html(), args.html)
             print(f"HTML report written to {args.html}", file=sys.stderr)

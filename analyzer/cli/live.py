@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from analyzer.catalogue import EDITIONS
+from analyzer.cli.analyze import add_layout_options
 from analyzer.errors import AnalyzerError
 
 FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
@@ -37,6 +38,7 @@ def register(sub: Any) -> None:
     p.add_argument("--write-keep", type=int, metavar="N", help="keep only the newest N --write files")
     p.add_argument("--format", choices=FORMATS, default="table", help="final report format (default table)")
     p.add_argument("-o", "--output", metavar="PATH", help="write the final report to PATH instead of stdout")
+    add_layout_options(p)
     p.add_argument("--backend", choices=("auto", "pcapy", "scapy"), default="auto",
                    help="capture library (default: pcapy-ng if installed, else scapy)")
     p.add_argument("--buffer-mb", type=int, default=128, metavar="MB",
@@ -125,4 +127,4 @@ def cmd_live(args: argparse.Namespace) -> int:
 def _render(report: dict[str, Any], args: argparse.Namespace) -> None:
     from analyzer.cli.analyze import write_report
 
-    write_report(report, args.format, args.output)
+    write_report(report, args.format, args.output, wide=args.wide, csv_of=args.csv_of)

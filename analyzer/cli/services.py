@@ -27,6 +27,9 @@ def _add_catalogue_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edition", choices=EDITIONS, default="current",
                    help="which edition of Apple's article to use (default: current; 'seed' = the Dutch seed edition)")
     p.add_argument("--signatures", metavar="DIR", help="use this signatures directory instead of the packaged one")
+    p.add_argument("--lang", choices=("en", "nl"), default="en",
+                   help="language of headings, OS and descriptions (default en; nl: the Dutch text of the seed "
+                   "edition, as the data keeps it)")
 
 
 def register(sub: Any) -> None:
@@ -90,9 +93,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         write_text(export_csv(sub), args.output)
     else:
+        nl = args.lang == "nl"
         rows = [
-            (cat.sections[e.section].en, e.host, ", ".join(map(str, e.ports)) or "any", e.protocol,
-             e.os_text or "-", PROXY_TEXT[e.proxy], e.description_en or "-")
+            (cat.sections[e.section].title(args.lang), e.host, ", ".join(map(str, e.ports)) or "any", e.protocol,
+             (e.os_text if nl else e.os_en) or "-", PROXY_TEXT[e.proxy],
+             (e.description_nl if nl else "") or e.description_en or "-")
             for e in entries
         ]
         table = plain_table(("Section", "Host", "Ports", "Protocol", "OS", "Proxy", "Description"), rows,
@@ -134,6 +139,10 @@ def _lookup_one(matcher: Matcher, cat: Catalogue, target: str, transport: str) -
                 "id": e.id,
                 "section": cat.sections[e.section].en,
                 "section_nl": cat.sections[e.section].nl,
+                "os": list(e.os),
+                "os_en": e.os_en,
+                "os_text": e.os_text,
+                "description_nl": e.description_nl,
                 "host": e.host,
                 "ports": list(e.ports),
                 "protocol": e.protocol,
@@ -166,7 +175,7 @@ def _lookup_one(matcher: Matcher, cat: Catalogue, target: str, transport: str) -
     return out
 
 
-def _print_lookup(r: dict[str, Any]) -> str:
+def _print_lookup(r: dict[str, Any], lang: str = "en") -> str:
     lines: list[str] = []
     q = r["query"] + (f":{r['port']}/{r['transport']}" if r["port"] is not None else "")
     if not r["matched"]:
@@ -181,10 +190,14 @@ def _print_lookup(r: dict[str, Any]) -> str:
                 flag = "  port documented" + (f" ({e['port_role']})" if e["port_role"] else "")
             elif e["port_documented"] is False:
                 flag = "  port NOT documented here"
-            lines.append(f"    - {e['section']} ({e['section_nl']}): {e['protocol']} {ports}; proxy: "
-                         f"{PROXY_TEXT[Proxy(e['proxy'])]}{flag}")
-            if e["description"]:
-                lines.append(f"      {e['description']}")
+            # English by default; --lang nl leads with the seed's Dutch heading and text.
+            section = f"{e['section_nl']} ({e['section']})" if lang == "nl" and e["section_nl"] else e["section"]
+            os_text = e["os_text"] if lang == "nl" else e["os_en"]
+            lines.append(f"    - {section}: {e['protocol']} {ports}" + (f" ({os_text})" if os_text else "")
+                         + f"; proxy: {PROXY_TEXT[Proxy(e['proxy'])]}{flag}")
+            description = (e["description_nl"] if lang == "nl" else "") or e["description"]
+            if description:
+                lines.append(f"      {description}")
             lines.append(f"      id {e['id']}, source {e['source']} ({e['ref']})"
                          + (f", status {e['status']}" if e["status"] != "listed" else ""))
     if r["port"] is not None:
@@ -209,7 +222,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_text(json.dumps(results if len(results) > 1 else results[0], indent=2) + "\n", None)
     else:
-        write_text("".join(_print_lookup(r) for r in results), None)
+        write_text("".join(_print_lookup(r, args.lang) for r in results), None)
     return 0 if all(r["matched"] for r in results) else 1
 
 

@@ -34,6 +34,7 @@ from analyzer.report.terminal_report import (
     headline,
     status_sort_key,
 )
+from analyzer.words import count
 
 _STYLE = """
 :root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--panel:#f6f8fa;--line:#d1d9e0;--accent:#0969da;
@@ -261,7 +262,8 @@ def _answer(report: Mapping[str, Any]) -> str:
             for s in statuses) + "</div>")
     verdicts = counts_text(summary.get("by_verdict"), ("intercepted", "tls_failed", "reset", "refused",
                                                        "no_response", "incomplete", "ok"))
-    parts.append(f'<p class="meta">{_h(summary.get("flows", 0))} flows, {_h(summary.get("apple_flows", 0))} '
+    parts.append(f'<p class="meta">{_h(count(int(summary.get("flows") or 0), "flow"))}, '
+                 f'{_h(summary.get("apple_flows", 0))} '
                  f"to Apple services{': ' + _h(verdicts) if verdicts else ''}</p>")
     dns = counts_text(summary.get("dns_by_verdict"))
     if dns:
@@ -274,7 +276,7 @@ def _answer(report: Mapping[str, Any]) -> str:
         parts.append(
             '<div class="alert-box"><strong>HTTPS inspection by '
             f"{_h(item.get('product') or 'an unknown product')}</strong> "
-            f"({_h(item.get('confidence') or '?')} confidence) on {n} service{'' if n == 1 else 's'}: {_h(services)}"
+            f"({_h(item.get('confidence') or '?')} confidence) on {count(n, 'service')}: {_h(services)}"
             + (f'<br><span class="muted">issuer</span> <span class="mono">{_h(item["issuer"])}</span>'
                if item.get("issuer") else "")
             + "</div>")
