@@ -323,3 +323,19 @@ def test_a_quic_close_carrying_a_tls_alert_is_a_failed_handshake() -> None:
     import analyzer
     (f,) = analyzer.analyze(LOCAL / "quic-aioquic-close.pcap").report["flows"]
     assert f["verdict"] == "tls_failed" and "no_application_protocol" in f["reason"]
+
+
+def test_some_clients_failing_is_not_called_a_fallback() -> None:
+    flows = [F.facts(F.record(f"10.0.0.{i}", GS4), tls_facts=F.tls()) for i in (2, 3)]
+    flows.append(F.facts(F.unanswered_syn("10.0.0.9", GS4)))
+    d = F.run(flows, [F.dns("gs.apple.com", [GS4], client=f"10.0.0.{i}") for i in (2, 3, 9)])
+    advice = F.row(d, "gs.apple.com").advice
+    assert "works for the other clients" in advice and "1 of 3 clients" in advice and "fallback" not in advice
+
+
+def test_the_headline_names_what_is_degraded() -> None:
+    ok = F.facts(F.record(F.CLIENT, "17.253.1.11"), tls_facts=F.tls("1-courier.push.apple.com", version="TLSv13"))
+    dropped = F.facts(F.unanswered_syn(F.CLIENT, "17.253.1.11", sport=5223))
+    d = F.run([ok, dropped, F.facts(F.refused_syn(ttl=64))],
+              [F.dns("1-courier.push.apple.com", ["17.253.1.11"]), F.dns("gdmf.apple.com", [GS4])])
+    assert d.headline == "1 Apple service blocked; 1 Apple service degraded", d.headline

@@ -272,7 +272,7 @@ def headline(services: list[ServiceRow], interception: list[dict[str, object]], 
     if blocked:
         parts.append(f"{count(blocked, 'Apple service')} blocked")
     if degraded:
-        parts.append(f"{count(degraded, 'Apple service')} degraded" if not blocked else f"{degraded} degraded")
+        parts.append(f"{count(degraded, 'Apple service')} degraded")
     for i in interception:
         n = len(i["services"])  # type: ignore[arg-type]
         parts.append(f"HTTPS inspection by {i['product'] or 'an unidentified proxy'} on {count(n, 'service')}")

@@ -226,7 +226,13 @@ def _advice(row: ServiceRow, intercepted: list[FlowResult], failed: list[FlowRes
             parts.append(f"DNS for {', '.join(q)} fails ({', '.join(kinds)}): check the resolver and its upstream.")
     if not parts:
         return None
-    if row.status is Status.DEGRADED and ok and not any(_is_quic(f) for f in failed):
+    failed_devices = {f.device.key for f in failed}
+    if row.status is Status.DEGRADED and ok and failed_devices and not failed_devices & {f.device.key for f in ok}:
+        # Some clients fail and others work: no fallback, a rule that applies to some devices only.
+        parts.append(f"It works for the other clients: whatever blocks {e.host} applies to "
+                     f"{row.clients.failed} of {row.clients.tried} clients only (a per-device or per-VLAN rule, "
+                     "a client's own firewall or proxy settings).")
+    elif row.status is Status.DEGRADED and ok and not any(_is_quic(f) for f in failed):
         fallback = sorted({f.attribution.port or f.facts.flow.server_port for f in ok})
         v6_failed = {f.facts.flow.ip_version for f in failed} == {6} and any(f.facts.flow.ip_version == 4 for f in ok)
         if v6_failed:
