@@ -69,6 +69,27 @@ class ServiceDirs:
         return path
 
 
+def _nginx_main(d: Path, servers: list[str]) -> str:
+    """An nginx of its own (pid, logs, temp dirs under d), so each scenario family keeps its servers apart."""
+    temp = "\n".join(f"    {k}_temp_path {d}/tmp-{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""user root;
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+{temp}
+    default_type text/plain;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers {SERVER_CIPHERS};
+    keepalive_timeout 2s;
+{''.join(servers)}
+}}
+"""
+
+
 def _nginx_conf(d: Path, pki: LabPki) -> str:
     def tls_server(listen: str, names: str, leaf: str, body: str, h2: bool = True, also: str = "") -> str:
         extra = f"\n        listen {also} ssl{' http2' if h2 else ''};" if also else ""
@@ -101,23 +122,7 @@ def _nginx_conf(d: Path, pki: LabPki) -> str:
         location / {{ return 200 "lab ocsp/crl responder\\n"; }}
     }}""",
     ]
-    temp = "\n".join(f"    {k}_temp_path {d}/tmp-{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""user root;
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {d}/access.log;
-{temp}
-    default_type text/plain;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers {SERVER_CIPHERS};
-    keepalive_timeout 2s;
-{''.join(servers)}
-}}
-"""
+    return _nginx_main(d, servers)
 
 
 def start_nginx(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
@@ -311,19 +316,7 @@ def _service_nginx_conf(d: Path, pki: LabPki) -> str:
     A second nginx with its own addresses: each server is the only one on its socket, so its
     ssl_protocols holds for the whole handshake (nginx takes the protocols of a socket's default server).
     """
-    temp = "\n".join(f"    {k}_temp_path {d}/tmp-{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""user root;
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {d}/access.log;
-{temp}
-    default_type text/plain;
-    ssl_ciphers {SERVER_CIPHERS};
-    keepalive_timeout 2s;
+    return _nginx_main(d, [f"""
     server {{
         listen {A.TLS13_ONLY_IP}:443 ssl http2;
         server_name {A.TLS13_ONLY_NAME};
@@ -339,9 +332,7 @@ http {{
         ssl_certificate {pki.chain("idmsa")};
         ssl_certificate_key {pki.key("idmsa")};
         location / {{ return 200 "idmsa ok\n"; }}
-    }}
-}}
-"""
+    }}"""])
 
 
 def start_service_nginx(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
@@ -446,27 +437,6 @@ def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
 
 
 # --- web: captive portal, HTTP/3 and iCloud Private Relay (scenarios._web_scenarios) -------------
-
-def _nginx_main(d: Path, servers: list[str]) -> str:
-    """An nginx of its own (pid, logs, temp dirs under d), so each scenario family keeps its servers apart."""
-    temp = "\n".join(f"    {k}_temp_path {d}/tmp-{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""user root;
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {d}/access.log;
-{temp}
-    default_type text/plain;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers {SERVER_CIPHERS};
-    keepalive_timeout 2s;
-{''.join(servers)}
-}}
-"""
-
 
 # Apple's answer to the captive network probe when nothing is in the way.
 CAPTIVE_SUCCESS = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"
