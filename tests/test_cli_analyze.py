@@ -25,7 +25,7 @@ def test_default_table_answer_first_and_html(tmp_path: Path) -> None:
     p = run(str(SAMPLE), "--html", str(html))
     assert p.returncode == 0, p.stderr
     first = p.stdout.splitlines()[0]
-    assert first.startswith("6 Apple services blocked; 1 degraded; HTTPS inspection")
+    assert first.startswith("6 Apple services blocked; 1 Apple service degraded; HTTPS inspection")
     assert "\x1b" not in p.stdout  # not a TTY: no colour
     assert html.read_text().startswith("<!DOCTYPE html>")
 

@@ -173,7 +173,7 @@ def test_to_text(comparison: Comparison) -> None:
     text = comparison.to_text()
     lines = text.splitlines()
     assert lines[0] == comparison.headline
-    assert lines[2].startswith("before: 6 Apple services blocked; 1 degraded;")
+    assert lines[2].startswith("before: 6 Apple services blocked; 1 Apple service degraded;")
     assert lines[3] == f"after:  2 Apple services blocked  [{AFTER}]"
     assert "  WORSE           time.apple.com              working -> blocked  (Device setup)" in lines
     assert "3 services unchanged." in lines

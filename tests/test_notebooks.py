@@ -121,7 +121,7 @@ def test_only_the_public_api(name: str) -> None:
 def test_investigate_runs_on_the_bundled_capture() -> None:
     nb, _ = run(load("investigate"))
     html = "\n".join(outputs(nb, "text/html"))
-    assert ("<b>6 Apple services blocked; 1 degraded; HTTPS inspection by an unidentified proxy on 1 service; "
+    assert ("<b>6 Apple services blocked; 1 Apple service degraded; HTTPS inspection by an unidentified proxy on 1 service; "
             "2 Apple names filtered in DNS</b>") in html
     # status grid, timeline, handshake RTT, CNAME chains: drawn and shown inline.
     assert len(outputs(nb, "image/png")) == 4
