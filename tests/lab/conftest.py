@@ -50,6 +50,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> LabRun:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     _LAB_TESTS.update(item.nodeid for item in items if item.get_closest_marker("lab"))
+    # `-m 'not lab'` is how a run leaves the lab out: a test that needs the lab must carry the marker.
+    unmarked = [item.nodeid for item in items
+                if "lab" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("lab")]
+    if unmarked:
+        raise pytest.UsageError(f"tests use the lab fixture without @pytest.mark.lab: {unmarked[:5]}")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
