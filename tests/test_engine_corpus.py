@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -155,10 +156,18 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark
 
 
 def tshark_fields(path: Path, display_filter: str, fields: list[str]) -> list[list[str]]:
+    """tshark's rows for `display_filter`; a tshark that fails fails the test (a peer that did not run proves nothing).
+
+    Callers also assert that tshark gave rows wherever our engine sees the protocol:
+    an exit status of 0 with no output would otherwise let a comparison pass over nothing.
+    """
     cmd = ["tshark", "-n", "-r", str(path), "-Y", display_filter, "-T", "fields", "-E", "separator=\t"]
     for f in fields:
         cmd += ["-e", f]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(f"tshark exited {proc.returncode} on {path.name} ({display_filter}): {proc.stderr.strip()}",
+                    pytrace=False)
     return [line.split("\t") for line in proc.stdout.splitlines() if line.strip()]
 
 
@@ -167,6 +176,9 @@ def readable_by_tshark(e: dict[str, Any]) -> bool:
     return "tshark_error" not in t and t.get("packets", 0) > 0
 
 
+# Captures where we read a TLS ClientHello that tshark does not look for: TLS inside RDP on 3389.
+TSHARK_MISSES_HELLOS = {"ndpi-rdp-selfsigned"}
+
 TCP_FIELDS = ["ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport"]
 
 
@@ -174,6 +186,11 @@ def _tuple(row: list[str]) -> tuple[str, int, str, int]:
     src = row[0] or row[1]
     dst = row[3] or row[4]
     return src.split(",")[-1], int(row[2]), dst.split(",")[-1], int(row[5])
+
+
+def _client_tuple(f: Any) -> tuple[str, int, str, int]:
+    r = f.flow
+    return r.client_ip, r.client_port, r.server_ip, r.server_port
 
 
 @needs_tshark
@@ -186,17 +203,27 @@ def test_differential_sni_and_rst_senders_vs_tshark(cid: str) -> None:
         r = f.flow
         by_tuple[(r.client_ip, r.client_port, r.server_ip, r.server_port)] = (f, "client")
         by_tuple[(r.server_ip, r.server_port, r.client_ip, r.client_port)] = (f, "server")
-    for row in tshark_fields(path, "tcp && tls.handshake.type == 1", [*TCP_FIELDS, "tls.handshake.extensions_server_name"]):
+    hellos = tshark_fields(path, "tcp && tls.handshake.type == 1", [*TCP_FIELDS, "tls.handshake.extensions_server_name"])
+    if any(f.flow.proto == 6 and f.tls is not None and f.tls.client_hello is not None for f in res.flows):
+        # tshark must have seen a ClientHello where we did, except on ports where it does not look for TLS.
+        assert hellos or cid in TSHARK_MISSES_HELLOS, "we see a TLS ClientHello, tshark gave no row"
+    for row in hellos:
         key = _tuple(row)
         if key not in by_tuple:
             continue  # a ClientHello inside a flow we saw differently (e.g. ICMP-quoted); checked elsewhere
         f, side = by_tuple[key]
         if row[6]:
             assert f.server_name == row[6], (key, f.server_name, row[6])
+    rst_flows = set()
     for row in tshark_fields(path, "tcp.flags.reset == 1", TCP_FIELDS):
         key = _tuple(row)
         f, side = by_tuple[key]
         assert side in {x.sender.value for x in f.flow.rsts} or f.flow.rst_total > len(f.flow.rsts), (key, side)
+        rst_flows.add(_client_tuple(f))
+    # And the other way: every connection where we counted a RST has one in tshark's rows
+    # (by 5-tuple: a capture may reuse one for several flows).
+    ours = {_client_tuple(f) for f in res.flows if f.flow.proto == 6 and f.flow.rst_total}
+    assert rst_flows == ours, f"flows with a RST: tshark {sorted(rst_flows)}, ours {sorted(ours)}"
 
 
 @needs_tshark
@@ -207,6 +234,8 @@ def test_differential_dns_answers_vs_tshark(cid: str) -> None:
     # Unicast DNS only: tshark's dns.a also lists additional-section records, which mDNS fills.
     rows = tshark_fields(path, "dns.flags.response == 1 && udp.port == 53",
                          ["dns.id", "dns.qry.name", "dns.count.auth_rr", "dns.count.add_rr", "dns.a", "dns.aaaa", "dns.cname"])
+    if any(t.transport == "udp" and t.server_port == 53 and t.rcode is not None for t in res.dns):
+        assert rows, "we see unicast DNS responses, tshark gave no row"
     for row in rows:
         dns_id = int(row[0], 16) if row[0].startswith("0x") else int(row[0])
         qname = row[1].split(",")[0].lower()
@@ -237,6 +266,40 @@ def test_differential_quic_sni_vs_tshark(cid: str) -> None:
         ours = [f for f in res.flows if {(f.flow.client_ip, f.flow.client_port), (f.flow.server_ip, f.flow.server_port)}
                 == {(src, sport), (dst, dport)}]
         assert ours and ours[0].server_name == row[6].split(",")[0], (row, [f.server_name for f in ours])
+
+
+def _fake_tshark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """Put a `tshark` that runs `script` first on PATH, for the differentials to call."""
+    shim = tmp_path / "tshark"
+    shim.write_text(f"#!/bin/sh\n{script}\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ.get('PATH', '')}")
+
+
+# One small capture per differential, each with the protocol that differential compares.
+DIFFERENTIALS = [
+    (test_differential_sni_and_rst_senders_vs_tshark, "zeek-tls12"),  # a ClientHello
+    (test_differential_sni_and_rst_senders_vs_tshark, "zeek-syn-then-rst"),  # a RST, no ClientHello
+    (test_differential_dns_answers_vs_tshark, "sv-dns-dig-cname"),
+    (test_differential_quic_sni_vs_tshark, "zeek-quicv2"),
+]
+
+
+@pytest.mark.parametrize(("differential", "cid"), DIFFERENTIALS)
+def test_a_differential_fails_when_tshark_fails(
+        differential: Any, cid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_tshark(tmp_path, monkeypatch, 'echo "tshark: broken on purpose" >&2; exit 1')
+    with pytest.raises(pytest.fail.Exception, match="broken on purpose"):
+        differential(cid)
+
+
+@pytest.mark.parametrize(("differential", "cid"), DIFFERENTIALS)
+def test_a_differential_fails_when_tshark_sees_nothing(
+        differential: Any, cid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Exit status 0 and no rows, where the capture has the protocol: the comparison must not pass over nothing.
+    _fake_tshark(tmp_path, monkeypatch, "exit 0")
+    with pytest.raises(AssertionError, match="tshark"):
+        differential(cid)
 
 
 def test_flow_weirds_add_up_to_the_engines_counts() -> None:

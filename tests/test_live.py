@@ -43,7 +43,7 @@ from analyzer.live.bpf import (
     resolve_filter,
 )
 from analyzer.live.heads import DEFAULT_SMALL_TCP, HeadKeeper, tcp_segment_matters
-from analyzer.live.rolling import RollingNames, Rollup, ServiceTally, _worse, view_table
+from analyzer.live.rolling import RollingNames, ServiceTally, _worse, view_table
 from analyzer.live.session import LiveSession
 from analyzer.live.source import (
     KernelStats,
@@ -580,18 +580,21 @@ def test_service_status_and_merge_rules() -> None:
 
 
 @needs_pcapy
-def test_view_table_renders_services() -> None:
+def test_view_table_renders_services(tmp_path: Path) -> None:
     from rich.console import Console
 
-    rollup = Rollup(catalogue())
-    _, _, session = live_replay(corpus("iphone.pcap"), Path(os.environ.get("TMPDIR", "/tmp")))
+    report, _, session = live_replay(corpus("iphone.pcap"), tmp_path)
     console = Console(width=160, record=True, force_terminal=False)
     console.print(view_table(session.rollup.seen, "apple-net live on en0"))
     text = console.export_text()
     assert "apple-net live on en0" in text and "status" in text
     hosts = {r.host for r in session.rollup.seen.services.values()}
     assert hosts and all(h[:20] in text for h in hosts)
-    assert rollup.seen.flows == 0
+    # Each service's row carries its status, and the view counted every lookup the final report holds.
+    rows = text.splitlines()
+    for t in session.rollup.seen.services.values():
+        assert any(t.host[:20] in r and t.status.value in r for r in rows), t.host
+    assert session.rollup.seen.dns == len(report["dns"]) > 0
 
 
 # -- sources and the command ---------------------------------------------------------------------------
