@@ -298,3 +298,26 @@ def test_captures_taken_on_the_device_say_so() -> None:
     pktap = run_engine([CRAFTED / "pktap.pcap"])
     # PKTAP's inner Ethernet header gives the MAC; its raw-IP inner link (DLT 12) none.
     assert sorted((f.flow.client_mac or "-") for f in pktap.flows) == ["-", "02:00:00:00:00:0a", "02:00:00:00:00:0a"]
+
+
+def test_malformed_arp_and_ndp_frames_become_weirds_in_the_engine(tmp_path: Path) -> None:
+    def ndp_frame(hlim: int, body: bytes) -> bytes:
+        icmp = bytes([135, 0, 0, 0]) + bytes(4) + body  # checksum not checked
+        ip6 = struct.pack("!IHBB", 0x60000000, len(icmp), 58, hlim) + v6("fd77::2") + v6("ff02::1:ff00:1")
+        return SRV + MAC + b"\x86\xdd" + ip6 + icmp
+
+    frames = [
+        SRV + MAC + b"\x08\x06" + arp(1, MAC, "10.77.0.2", bytes(6), "10.77.0.1")[:20],  # cut inside the addresses
+        SRV + MAC + b"\x08\x06" + arp(9, MAC, "10.77.0.2", bytes(6), "10.77.0.1"),
+        ndp_frame(64, v6("fd77::1") + lla(1, MAC)),  # a routed "NDP" message
+        ndp_frame(255, v6("fd77::1") + b"\x01\x00" + MAC),
+        ndp_frame(255, v6("fd77::1") + lla(1, MAC)),  # the one good message
+    ]
+    path = tmp_path / "hostile-neighbors.pcap"
+    records = b"".join(struct.pack("<IIII", 1000 + i, 0, len(f), len(f)) + f for i, f in enumerate(frames))
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + records)
+    result = run_engine([path])
+    assert {k: v for k, v in result.weird.items() if k.startswith(("arp_", "ndp_"))} == {
+        "arp_truncated": 1, "arp_unknown_opcode": 1, "ndp_bad_hop_limit": 1, "ndp_bad_option_length": 1}
+    assert [(b.ip, b.mac, b.first_ts) for b in result.neighbors] == [("fd77::2", MAC_TEXT, 1004.0)]
+    assert not any(k.startswith("internal_error") for k in result.weird)

@@ -38,6 +38,7 @@ addresses) happen once per flow, when it finishes.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import heapq
 import math
@@ -470,8 +471,9 @@ class _Flow:
 _GONE = (_Side(), _Side())
 
 
+@functools.lru_cache(maxsize=1024)
 def _source_mac(macs: bytes) -> str | None:
-    """The source address in a `Packet.macs` value, as text."""
+    """The source address in a `Packet.macs` value, as text (cached: a capture holds few distinct ones)."""
     if len(macs) == 12:
         return mac_text(macs[6:])
     return mac_text(macs) if macs else None
