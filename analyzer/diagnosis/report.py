@@ -11,7 +11,7 @@ from analyzer.diagnosis.clients import Device
 from analyzer.diagnosis.diagnose import Diagnosis, DNSResult, FlowResult, ServiceRow, flow_filter
 from analyzer.diagnosis.model import Finding
 from analyzer.engine import EngineResult
-from analyzer.report.records import capture_dict, dns_dict, flow_dict
+from analyzer.report.records import capture_dict, dns_dict, flow_dict, neighbor_dict
 
 SCHEMA_VERSION = 1
 
@@ -106,6 +106,7 @@ def build_report(result: EngineResult, diagnosis: Diagnosis, catalogue: Catalogu
         "dns": dns,
         "findings": [_finding(f) for f in diagnosis.findings],
         "weird": dict(sorted(result.weird.items())),
+        "neighbors": [neighbor_dict(b) for b in result.neighbors],
         "devices": [_device(d) for d in diagnosis.devices.all() if len(d.addresses) > 1],
         "captive_portal": _portal(diagnosis),
     }
