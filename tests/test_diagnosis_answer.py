@@ -339,3 +339,15 @@ def test_the_headline_names_what_is_degraded() -> None:
     d = F.run([ok, dropped, F.facts(F.refused_syn(ttl=64))],
               [F.dns("1-courier.push.apple.com", ["17.253.1.11"]), F.dns("gdmf.apple.com", [GS4])])
     assert d.headline == "1 Apple service blocked; 1 Apple service degraded", d.headline
+
+
+def test_a_real_dual_stack_capture_ties_the_hosts_addresses_by_mac() -> None:
+    # tests/fixtures/local/make_dual_stack.sh: two namespaces on a veth, the kernel's own ARP and NDP.
+    from helpers_pcap import LOCAL
+
+    import analyzer
+    rep = analyzer.analyze(LOCAL / "dual-stack-veth.pcap").report
+    (dev,) = rep["devices"]
+    assert dev["tie"] == "mac" and dev["mac"] == "02:77:00:00:00:02"
+    assert {"10.77.0.2", "fd77::2", "fe80::77:ff:fe00:2"} <= set(dev["addresses"])
+    assert {(n["ip"], n["mac"]) for n in rep["neighbors"]} >= {("10.77.0.2", "02:77:00:00:00:02")}
