@@ -125,7 +125,8 @@ def _interception(f: ClientFiles, proxy: str, version: str, trusting: bool) -> S
     )
 
 
-def _interception_answer(host: str, product: str | None, clear: bool, trusting: bool, *, issuer: str | None = None) -> Json:
+def _interception_answer(host: str, product: str | None, clear: bool, trusting: bool, *,
+                         issuer: str | None = None) -> Json:
     if not clear and trusting:
         # TLS 1.3 through a proxy the client trusts: no certificate and no alert on the wire. The TTL and
         # sometimes a ServerHello delay tell that a box nearer than the server answers, which a proxy that
