@@ -100,6 +100,7 @@ PROXY_PORT = 3128  # squid explicit proxy (CONNECT)
 PROXY_AUTH_PORT = 3129  # squid explicit proxy that asks for credentials (407)
 SQUID_BUMP_PORT = 3130  # squid https_port intercept ssl-bump
 MITM_PORT = 8080  # mitmdump --mode transparent
+UNKNOWN_CA_MITM_PORT = 8081  # a second mitmdump, signing with a CA named like no product (pki.UNKNOWN_CA_DN)
 UNBOUND_PORT = 5353  # unbound on the router's loopback, behind dnsmasq
 STOCK_PROXY_PORT = 3132  # second squid, stock Debian ACLs (SSL_ports): explicit proxy (CONNECT)
 SELECTIVE_BUMP_PORT = 3133  # second squid: https_port intercept, bumps one host by SNI, splices the rest

@@ -1,9 +1,11 @@
 """Throwaway certificate authorities for one lab run.
 
 Lab copies of Apple's CA names (so attribution can treat the issuer as Apple),
-a non-Apple public-like CA for the control server, and two corporate
-inspection CAs named like real products: mitmproxy's default CA and a
-Zscaler-like root + intermediate for squid's ssl-bump.
+a non-Apple public-like CA for the control server, two corporate
+inspection CAs named like real products (mitmproxy's default CA and a
+Zscaler-like root + intermediate for squid's ssl-bump), and a third one
+named like no product in signatures/issuers.toml (a corporate web filter's
+own CA, for a second mitmproxy), so the "unknown inspection CA" path runs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ZSCALER_INT_DN = {
     "ST": "California",
     "C": "US",
 }
+# Matches no [[inspection_product]] and no Apple issuer: IssuerClassifier says UNKNOWN (tested).
+UNKNOWN_CA_DN = {"CN": "Acme Corp Web Filter CA", "O": "Acme Corp"}
 
 # leaf file stem -> (issuing CA key, SAN names)
 LEAVES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -129,11 +133,12 @@ class LabPki:
 
     dir: Path
     trust_apple: Path  # the pinning client: lab Apple root + the control server's root, nothing corporate
-    trust_managed: Path  # the managed Mac: also trusts the mitmproxy and Zscaler roots
+    trust_managed: Path  # the managed Mac: also trusts the mitmproxy, Zscaler and Acme roots
     apple_root: Path
     mitm_confdir: Path  # mitmproxy-ca.pem (key + cert) for --set confdir=
     squid_ca: Path  # Zscaler intermediate cert + key, squid's signing CA
     squid_chain: Path  # Zscaler intermediate + root, sent after the forged leaf
+    unknown_ca_confdir: Path  # the second mitmproxy's confdir: mitmproxy-ca.pem of the Acme CA
 
     def chain(self, leaf: str) -> Path:
         """leaf cert followed by its intermediate, as nginx's ssl_certificate wants it."""
@@ -171,16 +176,16 @@ def build_pki(out: Path) -> LabPki:
     zs_root = _ca(ZSCALER_ROOT_DN)
     zs_int = _ca(ZSCALER_INT_DN, zs_root)
 
-    mitm_dir = out / "mitmproxy"
-    mitm_dir.mkdir(exist_ok=True)
-    (mitm_dir / "mitmproxy-ca.pem").write_bytes(_key_pem(mitm.key) + _pem(mitm.cert))
-    (mitm_dir / "mitmproxy-ca-cert.pem").write_bytes(_pem(mitm.cert))
+    unknown = _ca(UNKNOWN_CA_DN)
+
+    mitm_dir = _mitm_confdir(out / "mitmproxy", mitm)
+    unknown_dir = _mitm_confdir(out / "mitmproxy-unknown-ca", unknown)
     (out / "zscaler-int.pem").write_bytes(_pem(zs_int.cert) + _key_pem(zs_int.key))
     (out / "zscaler-chain.pem").write_bytes(_pem(zs_int.cert) + _pem(zs_root.cert))
     (out / "apple-root.pem").write_bytes(_pem(apple_root.cert))
     apple_trust = _pem(apple_root.cert) + _pem(cas["control_root"].cert)
     (out / "trust-apple.pem").write_bytes(apple_trust)
-    (out / "trust-managed.pem").write_bytes(apple_trust + _pem(mitm.cert) + _pem(zs_root.cert))
+    (out / "trust-managed.pem").write_bytes(apple_trust + _pem(mitm.cert) + _pem(zs_root.cert) + _pem(unknown.cert))
     for path in out.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)  # squid and chrony drop to their own users
     return LabPki(
@@ -191,4 +196,13 @@ def build_pki(out: Path) -> LabPki:
         mitm_confdir=mitm_dir,
         squid_ca=out / "zscaler-int.pem",
         squid_chain=out / "zscaler-chain.pem",
+        unknown_ca_confdir=unknown_dir,
     )
+
+
+def _mitm_confdir(d: Path, ca: _Ca) -> Path:
+    """A mitmproxy confdir: mitmproxy takes its signing CA from mitmproxy-ca.pem (key + cert) there."""
+    d.mkdir(exist_ok=True)
+    (d / "mitmproxy-ca.pem").write_bytes(_key_pem(ca.key) + _pem(ca.cert))
+    (d / "mitmproxy-ca-cert.pem").write_bytes(_pem(ca.cert))
+    return d

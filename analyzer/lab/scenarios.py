@@ -68,20 +68,23 @@ def _https(name: str) -> str:
 
 
 def _interception(f: ClientFiles, proxy: str, version: str, trusting: bool) -> Scenario:
-    """gs.apple.com redirected into mitmproxy or squid; the client pins (rejects) or trusts the corporate CA."""
-    port = A.MITM_PORT if proxy == "mitmproxy" else A.SQUID_BUMP_PORT
+    """gs.apple.com redirected into mitmproxy or squid; the client pins (rejects) or trusts the corporate CA.
+
+    proxy: a key of truth.INSPECTION ("unknown_ca" is the second mitmproxy, whose CA names no product).
+    """
+    port = {"mitmproxy": A.MITM_PORT, "squid": A.SQUID_BUMP_PORT, "unknown_ca": A.UNKNOWN_CA_MITM_PORT}[proxy]
     name = "gs.apple.com"
     cafile = f.trust_managed if trusting else f.trust_apple
     tls_v = "1.2" if version == "TLS 1.2" else "1.3"
     info = T.INSPECTION[proxy]
-    if proxy == "mitmproxy":
+    if proxy != "squid":  # the mitmdumps
         step = Step(tuple(C.curl(_https(name), cafile, tls=tls_v)), expect_ok=trusting)
         tool, alpn = "curl", T.CURL_ALPN
     else:
         step = Step(tuple(C.python_client("tls", name, cafile, "--tls", tls_v)), expect_ok=trusting)
         tool, alpn = "python ssl", T.PY_ALPN
-    # mitmproxy signs leaves with its root directly; squid sends the forged
-    # leaf and the Zscaler intermediate.
+    # mitmproxy signs leaves with its root directly (either CA); squid sends
+    # the forged leaf and the Zscaler intermediate.
     forged = [T.cert(f"CN={name}", info["issuer"])]
     if proxy == "squid":
         forged.append(T.cert(T.ZSCALER_INT, T.ZSCALER_ROOT))
@@ -96,6 +99,9 @@ def _interception(f: ClientFiles, proxy: str, version: str, trusting: bool) -> S
     who = "a managed Mac that trusts the corporate CA" if trusting else "a pinning client that trusts only Apple's root"
     if clear:
         seen = "The forged certificate and its issuer are in clear."
+        if info["product"] is None:
+            seen += (" The issuer is named like no inspection product the catalogue knows, nor like Apple's CAs: "
+                     "the proxy is told by the issuer alone and must stay unnamed (\"an unidentified proxy\").")
     elif trusting:
         seen = "The certificate is encrypted: only the proxy's TTL of 64 on the SYN-ACK and ServerHello tells."
     else:
@@ -113,20 +119,28 @@ def _interception(f: ClientFiles, proxy: str, version: str, trusting: bool) -> S
                     note="client completed the handshake through the proxy" if trusting
                     else "client aborted on the substitute certificate")],
             [T.resolved(name)],
-            answer=_interception_answer(name, info["product"], clear, trusting),
+            answer=_interception_answer(name, info["product"], clear, trusting, issuer=info["issuer"]),
         ),
         tags=("interception", proxy),
     )
 
 
-def _interception_answer(host: str, product: str, clear: bool, trusting: bool) -> Json:
+def _interception_answer(host: str, product: str | None, clear: bool, trusting: bool, *,
+                         issuer: str | None = None) -> Json:
     if not clear and trusting:
         # TLS 1.3 through a proxy the client trusts: no certificate and no alert on the wire. The TTL and
         # sometimes a ServerHello delay tell that a box nearer than the server answers, which a proxy that
         # splices does too: a transparent proxy, not interception, is what the capture can prove.
         return T.answer({host: "working"}, findings=["transparent_proxy"],
                         no_findings=["service_blocked", "tls_interception", "possible_tls_interception"])
-    named = [product] if clear else []
+    if clear and product is None:
+        # A visible chain from a CA that names no product: intercepted, by an unidentified proxy; the advice
+        # names the substitute issuer, the one thing the admin can look for on their own boxes.
+        issuer_cn = (issuer or "").split(",")[0].removeprefix("CN=")
+        return T.answer({host: "intercepted"}, findings=["tls_interception"],
+                        advice={host: ["exclude", "inspection", issuer_cn]},
+                        headline=["HTTPS inspection by an unidentified proxy"])
+    named = [product] if clear and product else []
     return T.answer({host: "intercepted"}, findings=["tls_interception"],
                     advice={host: ["exclude", "inspection", *named]}, headline=["HTTPS inspection", *named])
 
@@ -373,6 +387,7 @@ def build_scenarios(f: ClientFiles) -> list[Scenario]:
     out += _starttls_scenarios(f)
     out += _dual_stack_scenarios(f)
     out += _span_port_scenarios(f)
+    out += _unknown_ca_scenarios(f)
     return out
 
 
@@ -901,3 +916,12 @@ def _span_port_scenarios(f: ClientFiles) -> list[Scenario]:
             tags=("span_port", "several_clients"),
         ),
     ]
+
+
+# --- interception by a proxy whose CA is named like no product (issue 13) -------------------------
+
+def _unknown_ca_scenarios(f: ClientFiles) -> list[Scenario]:
+    """TLS 1.2 to gs.apple.com through the second mitmdump ("Acme Corp Web Filter CA"): a managed Mac that
+    trusts the CA, and a pinning client that rejects it (unknown_ca). The chain is in clear; its issuer is
+    neither Apple's nor any catalogued product's, so the interception must be found and left unnamed."""
+    return [_interception(f, "unknown_ca", "TLS 1.2", trusting) for trusting in (True, False)]

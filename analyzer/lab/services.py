@@ -10,7 +10,8 @@ its pid) and is ready only when its port is bound.
     control ns: openssl s_server (a non-Apple TLS server; one per address family)
     router ns:  dnsmasq (the Macs' resolver on IPv4 and IPv6, A and AAAA), unbound
                 (dnsmasq's upstream for the SERVFAIL name: DNSSEC bogus), squid
-                (explicit proxy + ssl-bump), mitmdump; a second squid with Debian's stock
+                (explicit proxy + ssl-bump), mitmdump, a second mitmdump whose CA is named like
+                no product (Acme Corp Web Filter CA); a second squid with Debian's stock
                 ACLs (SSL_ports) and a selective ssl-bump port (bumps one host by SNI, splices the others)
     web (start_web): nginx + aioquic HTTP/3 (apple ns); the hotspot portal's nginx, its
                 every-name dnsmasq and a Private-Relay-off dnsmasq (router ns)
@@ -295,17 +296,34 @@ def squid_ready(sup: Supervisor) -> None:
 
 
 def start_mitmdump(sup: Supervisor, pki: LabPki) -> None:
-    if not mitmdump_path().exists():
-        raise LabError(f"mitmproxy not installed at {mitmdump_path()} (run .ci/lab-deps.sh)")
-    argv = [str(mitmdump_path()), "--mode", "transparent", "--listen-port", str(A.MITM_PORT),
-            "--set", f"confdir={pki.mitm_confdir}", "--set", f"ssl_verify_upstream_trusted_ca={pki.apple_root}",
-            "--set", "termlog_verbosity=info", "--set", "flow_detail=1"]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(pki.mitm_confdir), "LANG": "C.UTF-8"}
-    sup.start("mitmdump", sup.topo.router, argv, env=env)
+    _start_transparent_mitmdump(sup, "mitmdump", A.MITM_PORT, pki.mitm_confdir, pki)
 
 
 def mitmdump_ready(sup: Supervisor) -> None:
     sup.wait_ready("mitmdump", listening(sup.topo, sup.topo.router, "tcp", A.MITM_PORT), 30)
+
+
+def _start_transparent_mitmdump(sup: Supervisor, name: str, port: int, confdir: Path, pki: LabPki) -> None:
+    """mitmdump --mode transparent on the router, signing forged leaves with the CA in confdir."""
+    if not mitmdump_path().exists():
+        raise LabError(f"mitmproxy not installed at {mitmdump_path()} (run .ci/lab-deps.sh)")
+    argv = [str(mitmdump_path()), "--mode", "transparent", "--listen-port", str(port),
+            "--set", f"confdir={confdir}", "--set", f"ssl_verify_upstream_trusted_ca={pki.apple_root}",
+            "--set", "termlog_verbosity=info", "--set", "flow_detail=1"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(confdir), "LANG": "C.UTF-8"}
+    sup.start(name, sup.topo.router, argv, env=env)
+
+
+# --- the inspection proxy whose CA is named like no product (scenarios._unknown_ca_scenarios) ---
+
+def start_unknown_ca_mitmdump(sup: Supervisor, pki: LabPki) -> None:
+    """A second mitmdump: a corporate web filter with its own CA ("Acme Corp Web Filter CA"), which no
+    [[inspection_product]] names, so the analyzer must detect it from the issuer alone and leave it unnamed."""
+    _start_transparent_mitmdump(sup, "mitmdump-unknown-ca", A.UNKNOWN_CA_MITM_PORT, pki.unknown_ca_confdir, pki)
+
+
+def unknown_ca_mitmdump_ready(sup: Supervisor) -> None:
+    sup.wait_ready("mitmdump-unknown-ca", listening(sup.topo, sup.topo.router, "tcp", A.UNKNOWN_CA_MITM_PORT), 30)
 
 
 # --- servers of the service scenarios (NTP clients, selective proxy, TLS version mismatch, SSL_ports) ---
@@ -421,6 +439,7 @@ def start_service_servers(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> No
 def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     """Start every server; the slow starters (mitmdump, squid) run while the others come up."""
     start_mitmdump(sup, pki)
+    start_unknown_ca_mitmdump(sup, pki)
     start_squid(sup, dirs, pki)
     start_service_servers(sup, dirs, pki)
     start_nginx(sup, dirs, pki)
@@ -434,6 +453,7 @@ def start_all(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
     squid_ready(sup)
     stock_squid_ready(sup)
     mitmdump_ready(sup)
+    unknown_ca_mitmdump_ready(sup)
 
 
 # --- web: captive portal, HTTP/3 and iCloud Private Relay (scenarios._web_scenarios) -------------

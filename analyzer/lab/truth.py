@@ -24,12 +24,16 @@ CONTROL_ROOT = pki.dn_string(pki.CONTROL_ROOT_DN)
 MITM_CA = pki.dn_string(pki.MITM_CA_DN)
 ZSCALER_INT = pki.dn_string(pki.ZSCALER_INT_DN)
 ZSCALER_ROOT = pki.dn_string(pki.ZSCALER_ROOT_DN)
+UNKNOWN_CA = pki.dn_string(pki.UNKNOWN_CA_DN)
 
-# Product name the analyzer should report for each interception CA, and the
-# real software that did the interception in the lab.
-INSPECTION = {
+# Product name the analyzer should report for each interception CA (None: a CA
+# named like no product, which must be detected but left unnamed), the real
+# software that did the interception in the lab, and the forged leaf's issuer.
+INSPECTION: dict[str, dict[str, str | None]] = {
     "mitmproxy": {"product": "mitmproxy", "software": "mitmproxy (mitmdump --mode transparent)", "issuer": MITM_CA},
     "squid": {"product": "Zscaler", "software": "squid-openssl ssl-bump with a Zscaler-named CA", "issuer": ZSCALER_INT},
+    "unknown_ca": {"product": None, "issuer": UNKNOWN_CA,
+                   "software": "mitmproxy (mitmdump --mode transparent) with a corporate CA named like no product"},
 }
 
 # Who put a packet on the wire, seen from the client: servers are one hop

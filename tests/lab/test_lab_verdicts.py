@@ -13,7 +13,7 @@ import pytest
 import analyzer
 from analyzer.lab.scenarios import ClientFiles, build_scenarios
 
-from truth_match import report_dns_for, report_flows_for
+from truth_match import dn, report_dns_for, report_flows_for
 
 pytestmark = pytest.mark.lab
 
@@ -68,9 +68,16 @@ def test_flow_verdicts(lab: Any, name: str) -> None:
             assert all(i is not None for i in inter)
             visible = bool(tf["tls"] and tf["tls"].get("certificates_visible"))
             if visible:
-                # The chain is in clear (TLS 1.2): the product must be named from the issuer.
+                # The chain is in clear (TLS 1.2): the product must be named from the issuer, and the issuer
+                # reported is the forged leaf's.
                 assert {i["product"] for i in inter} == {tf["inspection_product"]}
-                assert all(i["confidence"] == "high" for i in inter)
+                assert {dn(i["issuer"]) for i in inter} == {dn(tf["inspection_issuer"])}
+                if tf["inspection_product"] is not None:
+                    assert all(i["confidence"] == "high" for i in inter)
+                else:
+                    # A CA named like no product: not Apple's is all the chain says (the leaf covers the name,
+                    # is not self-signed), so the proxy stays unnamed; the issuer is what the admin can look for.
+                    assert all(i["confidence"] in {"high", "medium"} for i in inter), inter
             else:
                 # TLS 1.3: the certificate is encrypted. The product can only be named when another flow in
                 # the same capture shows the substitute chain; alone, the proxy stays unnamed but detected.
