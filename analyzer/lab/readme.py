@@ -53,7 +53,7 @@ def render_readme(results: Sequence[ScenarioResult], scenarios: Sequence[Scenari
         "",
         ("The certificates are throwaway lab copies named like Apple's CAs (\"Apple Root CA\", \"Apple Server "
          "Authentication CA\", \"Apple Public Server RSA CA 12 - G1\") and like inspection products (mitmproxy, "
-         "Zscaler); `ca/` has the trust stores the clients used. `truth.json` says, per scenario, what was built: "
+         "Zscaler), plus one named like no product (\"Acme Corp Web Filter CA\"); `ca/` has the trust stores the clients used. `truth.json` says, per scenario, what was built: "
          "expected flows, DNS answers and verdicts in the words of the analyzer's JSON report."),
         "",
         f"Lab runtime: {seconds:.1f} s for {len(results)} scenarios.",

@@ -30,6 +30,12 @@ REQUIRED = (
     "proxy_connect_allowed", "proxy_connect_denied", "sni_reset", "sni_drop", "mixed_session",
     "dual_stack_v6_dropped_v4_fallback", "dual_stack_v6_dropped_no_fallback", "dual_stack_dns_v6_connect_v4",
     "dual_stack_apns_v6_5223_dropped", "span_three_macs_one_blocked",
+    # issue 12's other network classes and issue 13's unknown inspection CA
+    "ntp_chronyd_daemon_ok", "ntp_chronyd_daemon_dropped", "ntp_ntpdig_ok", "ntp_ntpdig_dropped",
+    "ntp_server_port_unreachable", "selective_proxy_bump_one_splice_rest", "tls13_only_server_tls12_client",
+    "proxy_connect_5223_ssl_ports", "captive_probe_ok", "captive_portal_http_302", "captive_portal_dns_hijack",
+    "http3_ok", "http3_udp_blocked_tcp_fallback", "private_relay_blocked", "private_relay_dns_nxdomain",
+    "starttls_mail_submission", "intercept_unknown_ca_tls12_trust", "intercept_unknown_ca_tls12_reject",
 )
 SCENARIOS = {s.name: s for s in build_scenarios(ClientFiles(Path("/unused"), Path("/unused"), Path("/unused")))}
 ALL = list(SCENARIOS)
