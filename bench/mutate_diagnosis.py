@@ -22,7 +22,7 @@ Each mutant's test run is a fork of this process with the test tools already
 imported (only the analyzer is imported afresh), which makes a run cost the
 tests, not Python's start-up. Run it niced and capped; the machine is shared:
 
-    nice python bench/mutate_diagnosis.py --max 300 --jobs 2 --out bench/results/mutation.md
+    nice python bench/mutate_diagnosis.py --max 300 --jobs 2 --out bench/mutation_diagnosis.md
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def enum_members(tree_root: Path) -> dict[str, list[list[tuple[str, str]]]]:
 
 
 def _skipped_nodes(tree: ast.AST) -> set[int]:
-    """ids of nodes not to mutate: docstrings, annotations, f-string pieces, enum definitions, __all__."""
+    """ids of nodes not to mutate: docstrings, annotations, decorators, f-string pieces, enum definitions, __all__."""
     skip: set[int] = set()
 
     def drop(node: ast.AST | None) -> None:
@@ -118,6 +118,9 @@ def _skipped_nodes(tree: ast.AST) -> set[int]:
                 drop(first)
         if isinstance(node, ast.ClassDef) and any(getattr(b, "id", "").endswith("Enum") for b in node.bases):
             drop(node)
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            for d in node.decorator_list:  # @dataclass(frozen=True, slots=True): flips change no behaviour tested
+                drop(d)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             drop(node.returns)
             for a in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs]:
