@@ -107,7 +107,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> Callable[[], None]:
-    """A `preexec_fn`: the child gets SIGKILL when this process (its parent) dies, even by SIGKILL."""
+    """A `preexec_fn`: the child gets SIGKILL when this process (its parent) dies, even by SIGKILL.
+
+    Strictly when the parent *thread* that started it ends: start daemons from the thread that runs
+    the whole lab (run_lab runs on the caller's thread), never from a short-lived worker thread.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid()
 
