@@ -81,6 +81,7 @@ def nobody_dir() -> Iterator[Path]:
 def _live(ns: str, *args: str, traffic: bool = False, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
     env["PYTHONPATH"] = str(ROOT)
+    env["HOME"] = "/nonexistent"  # no user's own configuration, and none that nobody could not read
     argv = ["ip", "netns", "exec", ns, *prefix, sys.executable, "-c", DRIVER, "live", "-i", "lo", *args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     head = ""
@@ -182,3 +183,45 @@ def test_a_drop_that_fails_is_one_line(netns: str) -> None:
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "cannot drop root to user nobody" in errors[0]
     assert CREDS not in proc.stderr
+
+
+def _nobody_can_run_python() -> bool:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    proc = subprocess.run(["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups",
+                           sys.executable, "-c", "import analyzer"], capture_output=True, check=False,
+                          env={"PYTHONPATH": str(ROOT), "HOME": "/nonexistent"})
+    return proc.returncode == 0
+
+
+@needs_root
+def test_drop_capabilities_leaves_none() -> None:
+    # In a child: the capability sets really go (capset), and nothing is left to regain.
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from analyzer.live.privileges import credentials, drop_capabilities
+
+            assert int(credentials()["CapEff"], 16) != 0
+            drop_capabilities()
+            code = 0 if int(credentials()["CapEff"], 16) == 0 else 3
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+@needs_root
+@pytest.mark.skipif(not _nobody_can_run_python(), reason="nobody cannot run this Python (installed in a private folder)")
+def test_a_user_allowed_by_capabilities_gives_them_up(netns: str) -> None:
+    # nobody with CAP_NET_RAW/CAP_NET_ADMIN (what `setcap` on python gives a user): it opens the interface,
+    # then parses with no capability left.
+    caps = "+net_raw,+net_admin"
+    proc = _live(netns, "--duration", "1", "--format", "json",
+                 prefix=("setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups",
+                         f"--inh-caps={caps}", f"--ambient-caps={caps}", "--"))
+    assert proc.returncode == 0, proc.stderr
+    creds = _credentials(proc.stderr)
+    assert creds["Uid"].split() == [str(NOBODY.pw_uid)] * 4
+    assert int(creds["CapEff"], 16) == 0, creds
+    assert json.loads(proc.stdout)["captures"][0]["source"] == "live:lo"

@@ -143,6 +143,8 @@ def _drop_root(args: argparse.Namespace) -> None:
               file=sys.stderr)
     target = privileges.drop_target(args.user)
     if target is None:
+        if os.geteuid() != 0:
+            privileges.drop_capabilities()  # a user allowed by `setcap`: the open handle is all it needs
         return
     privileges.check_readable(target, Path(analyzer.__file__).resolve().parent)
     privileges.check_writable(target, (("-o", args.output), ("--write", args.write)))

@@ -3,6 +3,7 @@
     target = drop_target(user)          # whom to become: -Z USER, else the sudo user, else nobody; None: stay
     check_writable(target, paths)       # the report and --write files are written after the drop
     drop_privileges(target)             # clear supplementary groups, set every gid and uid; verified
+    drop_capabilities()                 # not root but allowed by capabilities (setcap): give those up
     credentials()                       # Uid:/Gid:/Groups: of /proc/self/status (what the session logs)
 
 Like tcpdump's `-Z`: the packet socket stays open (the kernel checked the
@@ -16,6 +17,7 @@ ends with a report that cannot be written.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 from collections.abc import Iterable, Mapping
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from analyzer.errors import AnalyzerError
 
-__all__ = ["PrivilegeError", "Target", "check_readable", "check_writable", "credentials", "drop_privileges", "drop_target"]
+__all__ = ["PrivilegeError", "Target", "check_readable", "check_writable", "credentials", "drop_capabilities", "drop_privileges", "drop_target"]
 
 FALLBACK_USER = "nobody"
 
@@ -144,6 +146,48 @@ def drop_privileges(target: Target) -> None:
     except PermissionError:
         return
     raise PrivilegeError(f"dropped root to user {target.name}, yet could become root again")
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32))
+
+
+def drop_capabilities() -> None:
+    """Not root but holding capabilities (`setcap cap_net_raw...` on python): give them all up.
+
+    What root's drop does implicitly (the kernel clears the sets on leaving uid 0)
+    for a user the capture was allowed by capabilities. PrivilegeError on failure.
+    """
+    if not int(_status("CapEff") or "0", 16) and not int(_status("CapPrm") or "0", 16):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()  # all zero: no capability in any set
+    if libc.capset(ctypes.byref(header), data) != 0:
+        err = ctypes.get_errno()
+        raise PrivilegeError(f"cannot give up capabilities: {os.strerror(err)}")
+    if int(_status("CapEff") or "0", 16) or int(_status("CapPrm") or "0", 16):
+        raise PrivilegeError("gave up capabilities, yet some remain")
+
+
+def _status(key: str) -> str:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == key:
+                return value.strip()
+    except OSError:
+        pass
+    return ""
 
 
 def credentials() -> dict[str, str]:
