@@ -12,7 +12,7 @@ def register(sub: Any) -> None:
                        "and inspection proxies, Apple-like servers in 17.0.0.0/8), run every scenario with real "
                        "software, and write one capture per scenario plus truth.json and a README.",
                        add_help=False)
-    p.add_argument("lab_args", nargs=argparse.REMAINDER, help="--out DIR [--scenario NAME]... | --list | --help")
+    p.add_argument("lab_args", nargs=argparse.REMAINDER, help="--out DIR [--scenario NAME]... | --list | --cleanup | --help")
     p.set_defaults(func=cmd_lab)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -44,6 +45,9 @@ def register(sub: Any) -> None:
     p.add_argument("--buffer-mb", type=int, default=128, metavar="MB",
                    help="kernel capture buffer: absorbs bursts while flows are judged (default 128)")
     p.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
+    p.add_argument("-Z", "--relinquish-privileges", dest="user", metavar="USER",
+                   help="once the interface is open, continue as USER (as tcpdump -Z); default: the user who ran "
+                   "sudo, else nobody; `-Z root` keeps root. With --replay: only when given")
     p.add_argument("--max-flows", type=int, default=100_000, metavar="N",
                    help="finished flows kept in full; older ones are rolled up into counts (default 100000)")
     p.add_argument("--edition", choices=EDITIONS, default="current", help="edition of Apple's article (default current)")
@@ -84,6 +88,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     writer = None
     try:
         extra = compile_user_filter(spec.also, source.linktype) if spec.also else None
+        _drop_root(args)  # the handle is open: parse what comes in, and write every file, as USER
         if args.write:
             from analyzer.live.writer import PcapngWriter
 
@@ -122,6 +127,28 @@ def cmd_live(args: argparse.Namespace) -> int:
               f"(kernel {st.kernel.dropped}, backlog {st.backlog}); see captures[0] in the report", file=sys.stderr)
     _render(report, args)
     return 0
+
+
+def _drop_root(args: argparse.Namespace) -> None:
+    """Give up root for the rest of the run (see analyzer.live.privileges); one line on failure."""
+    from pathlib import Path
+
+    import analyzer
+    from analyzer.live import privileges
+
+    if args.replay and args.user is None:
+        return  # a file needs no root: a replay drops only when asked, like analyze never holds any
+    if args.user is not None and args.user in ("root", "0") and os.geteuid() == 0:
+        print("apple-net live: WARNING: -Z root: the capture keeps root while it parses untrusted traffic",
+              file=sys.stderr)
+    target = privileges.drop_target(args.user)
+    if target is None:
+        if os.geteuid() != 0:
+            privileges.drop_capabilities()  # a user allowed by `setcap`: the open handle is all it needs
+        return
+    privileges.check_readable(target, Path(analyzer.__file__).resolve().parent)
+    privileges.check_writable(target, (("-o", args.output), ("--write", args.write)))
+    privileges.drop_privileges(target)
 
 
 def _render(report: dict[str, Any], args: argparse.Namespace) -> None:

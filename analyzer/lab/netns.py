@@ -16,14 +16,14 @@ and an idle IPv4-only scenario puts no IPv6 packet on the wire.
 
 No namespace has a link to the host or a default route: a packet for any
 address the lab does not own has no route and never leaves the machine.
-Namespace names carry the creating process id (``anl<pid>-client``) so that a
-later run can tell leftovers of a dead run from a lab that is still running.
+Namespace names carry the creating process id (``anl<pid>-client``); which of
+them belong to a lab that is still running, and the removal of a dead lab's
+leftovers, is ownership.py's business (a lock file, not the pid).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -58,7 +58,6 @@ from analyzer.lab.addresses import (
 from analyzer.lab.firewall import IPV6_RULE  # a rule (argv tail) starting with it goes to ip6tables
 
 NETNS_ETC = Path("/etc/netns")
-_PREFIX_RE = re.compile(r"^anl(\d+)-")
 # iptables chains the scenarios own; the built-in chains only jump to them, so
 # a scenario's rules go away with one flush. ip6tables has the filter chains
 # (no IPv6 proxy redirect in the lab).
@@ -131,17 +130,6 @@ def delete_netns(name: str) -> None:
         time.sleep(0.05)
     sh(["ip", "netns", "del", name], timeout=10, check=False)
     shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
-
-
-def remove_stale() -> list[str]:
-    """Delete namespaces left by lab runs whose process is gone; return their names."""
-    removed = []
-    for name in list_netns():
-        match = _PREFIX_RE.match(name)
-        if match and not pid_alive(int(match.group(1))):
-            delete_netns(name)
-            removed.append(name)
-    return removed
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,6 +20,11 @@ class Supervisor:
 
     Each process gets its own session (so its pid is also its process group
     id and helpers it forks die with it); stop_all() is safe to call twice.
+    Each also gets SIGKILL when the lab process dies (PR_SET_PDEATHSIG), so a
+    lab killed without its teardown takes its daemons along. The kernel
+    forgets that wish when a daemon changes its user (squid, tcpdump,
+    unbound do) or forks a worker: the lab's watchdog (ownership.py) kills
+    those by namespace.
     """
 
     topo: Topology
@@ -45,6 +51,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
                 env=env,
             )
         finally:
@@ -94,6 +101,26 @@ class Supervisor:
     def stop_all(self) -> None:
         for name in reversed(list(self.procs)):
             self.stop(name)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A `preexec_fn`: the child gets SIGKILL when this process (its parent) dies, even by SIGKILL.
+
+    Strictly when the parent *thread* that started it ends: start daemons from the thread that runs
+    the whole lab (run_lab runs on the caller's thread), never from a short-lived worker thread.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def arm() -> None:  # runs in the child between fork and exec: no allocation-heavy work
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the wish was made
+            os._exit(1)
+
+    return arm
 
 
 def _signal_group(pgid: int, sig: int) -> None:

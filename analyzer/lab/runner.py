@@ -33,16 +33,14 @@ from analyzer.lab.netns import (
     LabError,
     Topology,
     netns_available,
-    pid_alive,
-    remove_stale,
 )
+from analyzer.lab.ownership import WORK_PREFIX, LabLock, remove_stale, start_watchdog
 from analyzer.lab.pki import LabPki, build_pki
 from analyzer.lab.procs import Supervisor
 from analyzer.lab.readme import render_readme
 from analyzer.lab.scenarios import ClientFiles, Scenario, Step, build_scenarios
 
 CAPTURE = "tcpdump"
-WORK_PREFIX = "apple-net-lab-"  # + pid + random: the run's PKI, configs and logs
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +177,17 @@ def run_lab(out_dir: Path | str, scenarios: Sequence[str] | None = None) -> list
     if reason:
         raise LabError(reason)
     remove_stale()
-    _remove_stale_workdirs()
-    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
-    work.chmod(0o755)  # squid and its helpers run as user proxy
     topo = Topology.for_this_process()
+    # The lock (and its watchdog) exist before the first namespace and outlive the teardown:
+    # if this process dies without its teardown, the watchdog or `apple-net lab --cleanup` removes the rest.
+    try:
+        lock = LabLock.acquire(topo.prefix)
+    except RuntimeError as exc:
+        raise LabError(str(exc)) from None
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
+    lock.record(work)
+    watchdog = start_watchdog(lock)
+    work.chmod(0o755)  # squid and its helpers run as user proxy
     (work / "logs").mkdir()
     sup = Supervisor(topo, work / "logs")
     results: list[ScenarioResult] = []
@@ -205,20 +210,17 @@ def run_lab(out_dir: Path | str, scenarios: Sequence[str] | None = None) -> list
         shutil.rmtree(logs, ignore_errors=True)
         shutil.copytree(work / "logs", logs, dirs_exist_ok=True)
         shutil.rmtree(work, ignore_errors=True)
+        lock.release()  # the watchdog sees the lock file gone: a clean end, nothing for it to do
+        try:
+            watchdog.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            watchdog.kill()
     seconds = round(time.monotonic() - started, 1)
     truth = {"topology": _topology_truth(topo), "seconds": seconds,
              "scenarios": {r.name: {**r.truth, "observed": _observed(r)} for r in results}}
     (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     (out / "README.md").write_text(render_readme(results, chosen, seconds))
     return results
-
-
-def _remove_stale_workdirs() -> None:
-    """Work directories of lab runs whose process died before its teardown."""
-    for path in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
-        pid = path.name[len(WORK_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def _select(all_scenarios: list[Scenario], names: Sequence[str] | None) -> list[Scenario]:
@@ -245,6 +247,21 @@ def _observed(r: ScenarioResult) -> dict[str, Any]:
     }
 
 
+def _cleanup() -> int:
+    if os.geteuid() != 0:
+        print("apple-net lab: --cleanup needs root (it deletes network namespaces)", file=sys.stderr)
+        return 2
+    try:
+        removed = remove_stale()
+    except LabError as exc:
+        print(f"apple-net lab: {exc}", file=sys.stderr)
+        return 2
+    for item in removed:
+        print(f"removed {item}")
+    print(f"{len(removed)} leftovers of dead labs removed" if removed else "no leftovers of dead labs")
+    return 0
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through run_lab's teardown
 
@@ -257,13 +274,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", dest="scenarios", metavar="NAME",
                         help="run only this scenario (repeatable); default: all")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="remove what labs killed without their teardown left (namespaces, /etc/netns dirs, "
+                        "temporary folders, their processes) and exit; a running lab is left alone")
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(scenario_names()))
         return 0
+    if args.cleanup:
+        return _cleanup()
     if args.out is None:
         parser.error("--out DIR is required")
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGTERM and SIGHUP (a closed terminal) unwind through the teardown; SIGKILL is the watchdog's.
+    previous = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         results = run_lab(args.out, args.scenarios)
     except LabError as exc:
@@ -273,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         print("apple-net lab: interrupted; namespaces and processes removed", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     bad = [r for r in results if not r.ok]
     for r in results:
         print(f"{'ok ' if r.ok else 'BAD'} {r.name:40s} {r.seconds:6.2f}s  {r.pcap}")

@@ -15,6 +15,7 @@ engine are counted as our own backlog. Both go into the report's
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import signal
 import time
@@ -28,11 +29,14 @@ from analyzer.catalogue.loader import Catalogue
 from analyzer.engine import CaptureSummary, Engine, EngineConfig
 from analyzer.live.bpf import FilterSpec
 from analyzer.live.heads import DEFAULT_HEAD_SEGMENTS, HeadKeeper
+from analyzer.live.privileges import credentials
 from analyzer.live.rolling import Rollup
 from analyzer.live.source import KernelStats, LiveSource
 from analyzer.live.writer import PcapngWriter
 
 __all__ = ["LiveSession", "LiveStatus"]
+
+log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 2.0
 """At the end, how long to keep reading what the kernel still holds."""
@@ -118,6 +122,8 @@ class LiveSession:
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
+        # Who parses the traffic, as the kernel sees it: after `apple-net live` gave up root, not root.
+        log.debug("live session credentials: %s", credentials())
         self.started = time.monotonic()
         deadline = self.started + duration if duration else None
         next_tick = self.started + tick_every

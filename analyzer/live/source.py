@@ -22,6 +22,11 @@ pcapy batch path and filter (libpcap applies the filter in user space
 offline): tests and benchmarks use it to check the live pipeline without
 root.
 
+Opening a source needs root or CAP_NET_RAW; reading from the open handle
+does not: `apple-net live` gives up root as soon as `open_live` returns
+(analyzer/live/privileges.py), so nothing here may need privileges after
+the open (the scapy socket's promiscuous membership goes with the socket).
+
 Errors users can fix are `LiveCaptureError` with a one-line message that
 says what to do: no permission, no such interface, a bad filter, no backend.
 """

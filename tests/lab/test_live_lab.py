@@ -124,7 +124,8 @@ def _live_one(lane: tuple[str, str, str, str], name: str, pcap: Path, out: Path,
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     live = subprocess.Popen(
         ["ip", "netns", "exec", ns_b, sys.executable, "-m", "analyzer", "live", "-i", if_b, "--backend", backend,
-         "--write", str(written), "--format", "json", "-o", str(rep), "--duration", "120"],
+         "--write", str(written), "--format", "json", "-o", str(rep), "--duration", "120",
+         "-Z", "root"],  # pytest's folders are root's own (0700): no other user could write there
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     assert live.stderr is not None
     lines: list[str] = []
