@@ -295,7 +295,10 @@ def user_config_files() -> list[Path]:
     if env:
         return [Path(p) for p in env.split(os.pathsep) if p]
     home = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "apple-net" / "issuers.toml"
-    return [home] if home.is_file() else []
+    try:
+        return [home] if home.is_file() else []
+    except OSError:  # a HOME this user may not read (sudo -u nobody keeping HOME=/root): no user file
+        return []
 
 
 def load_catalogue(
