@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test system-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,19 +27,22 @@ demo: venv
 #   not root: no packages can be installed, so the suite runs without the lab (`-m 'not lab'`)
 #             and one line at the end says so. APPLE_NET_REQUIRE_LAB=1 runs the lab tests anyway
 #             (and fails them: the lab needs root).
-# AS_ROOT and SYSTEM_DEPS can be overridden (tests/test_setup.py drives both paths with them).
+# AS_ROOT and SYSTEM_DEPS (a command) can be overridden (tests/test_setup.py drives both paths with them).
 AS_ROOT     ?= $(if $(filter 0,$(shell id -u)),1,0)
-SYSTEM_DEPS ?= .ci/lab-deps.sh
+SYSTEM_DEPS ?= bash .ci/lab-deps.sh
 PYTEST      := -m pytest -q -p no:cacheprovider
 LAB_SKIPPED := lab skipped: not root, so the network-namespace lab and its packages were left out (as root, make test installs them and runs the whole suite)
 
-test:
+system-deps:
+	$(SYSTEM_DEPS)
+
+# Prerequisites run in order: the system packages (python3-venv among them) before the venv.
+.NOTPARALLEL: test
 ifeq ($(AS_ROOT),1)
-	bash $(SYSTEM_DEPS)
-	$(MAKE) --no-print-directory venv
+test: system-deps venv
 	APPLE_NET_REQUIRE_LAB=$${APPLE_NET_REQUIRE_LAB:-1} $(PY) $(PYTEST)
 else
-	@$(MAKE) --no-print-directory venv
+test: venv
 	@case "$${APPLE_NET_REQUIRE_LAB:-0}" in ""|0|no|false) ;; *) exec $(PY) $(PYTEST);; esac; \
 	status=0; $(PY) $(PYTEST) -m 'not lab' || status=$$?; \
 	echo "$(LAB_SKIPPED)"; exit $$status

@@ -1,7 +1,7 @@
 """`make test` sets everything up itself: system packages as root, the lab skipped in one line otherwise.
 
 The Makefile runs here for real, with its two outside effects swapped for stand-ins
-through its own variables: SYSTEM_DEPS (the package installer, .ci/lab-deps.sh) and
+through its own variables: SYSTEM_DEPS (the package installer's command, `bash .ci/lab-deps.sh`) and
 VENV (whose bin/python records how pytest was called). AS_ROOT plays the uid.
 """
 
@@ -33,7 +33,7 @@ def make_test(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
     _script(venv / "bin" / "python",
             f'echo "pytest $*"; echo "require=${{APPLE_NET_REQUIRE_LAB:-unset}}"; exit {pytest_rc}')
     (venv / ".installed").touch()  # newer than pyproject.toml: the venv counts as set up
-    deps = _script(tmp_path / "deps.sh", 'echo "system packages installed"')
+    deps = _script(tmp_path / "deps.sh", 'echo "system packages installed"')  # SYSTEM_DEPS: a command
     environ = {k: v for k, v in os.environ.items() if k not in ("APPLE_NET_REQUIRE_LAB", "MAKEFLAGS", "MAKELEVEL")}
     environ.update(env or {})
     return subprocess.run(["make", "-s", "-C", str(ROOT), "test", f"VENV={venv}", f"SYSTEM_DEPS={deps}", *args],
@@ -105,3 +105,14 @@ def test_one_package_list_holds_what_the_lab_and_the_other_tests_use() -> None:
     # The lab's servers and tools, and what CI used to install apart from them.
     assert {"tcpdump", "nginx", "squid-openssl", "chrony", "dnsmasq", "unbound", "iptables", "conntrack", "ethtool",
             "tshark", "libndpi-bin", "chromium", "fonts-dejavu-core", "python3-venv", "make"} <= set(listed)
+
+
+def test_as_root_the_packages_come_before_the_venv_that_needs_python3_venv(tmp_path: Path) -> None:
+    proc = subprocess.run(["make", "-n", "-C", str(ROOT), "test", "AS_ROOT=1", f"VENV={tmp_path / 'fresh'}"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    deps = lines.index("bash .ci/lab-deps.sh")
+    venv = next(i for i, line in enumerate(lines) if " -m venv " in line)
+    tests = next(i for i, line in enumerate(lines) if " -m pytest " in line)
+    assert deps < venv < tests
