@@ -1,12 +1,12 @@
 # Two entry points a new machine needs (see README):
 #   make demo   set up, then analyze the bundled sample capture
-#   make test   set up, then run the whole test suite (lab included when root)
+#   make test   set up (system packages too, as root), then run the whole test suite (lab included when root)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test system-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,34 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/apple-net analyze samples/mixed_session.pcap --html report.html
 
-# As root the lab is expected: a lab that cannot run fails the run instead of skipping
-# (tests/lab/lab_gate.py). APPLE_NET_REQUIRE_LAB=0 in the environment overrides it.
+# `make test` sets up everything itself (README: "Two commands"):
+#   as root:  install the system packages (SYSTEM_DEPS: the lab's servers, tshark, chromium...,
+#             the one list CI uses too), then the venv, then the whole suite with the lab.
+#             The lab is expected: a lab that cannot run fails the run instead of skipping
+#             (tests/lab/lab_gate.py). APPLE_NET_REQUIRE_LAB=0 in the environment overrides it.
+#   not root: no packages can be installed, so the suite runs without the lab (`-m 'not lab'`)
+#             and one line at the end says so. APPLE_NET_REQUIRE_LAB=1 runs the lab tests anyway
+#             (and fails them: the lab needs root).
+# AS_ROOT and SYSTEM_DEPS (a command) can be overridden (tests/test_setup.py drives both paths with them).
+AS_ROOT     ?= $(if $(filter 0,$(shell id -u)),1,0)
+SYSTEM_DEPS ?= bash .ci/lab-deps.sh
+PYTEST      := -m pytest -q -p no:cacheprovider
+LAB_SKIPPED := lab skipped: not root, so the network-namespace lab and its packages were left out (as root, make test installs them and runs the whole suite)
+
+system-deps:
+	$(SYSTEM_DEPS)
+
+# Prerequisites run in order: the system packages (python3-venv among them) before the venv.
+.NOTPARALLEL: test
+ifeq ($(AS_ROOT),1)
+test: system-deps venv
+	APPLE_NET_REQUIRE_LAB=$${APPLE_NET_REQUIRE_LAB:-1} $(PY) $(PYTEST)
+else
 test: venv
-	APPLE_NET_REQUIRE_LAB=$${APPLE_NET_REQUIRE_LAB:-$$(if [ "$$(id -u)" = 0 ]; then echo 1; else echo 0; fi)} \
-	$(PY) -m pytest -q -p no:cacheprovider
+	@case "$${APPLE_NET_REQUIRE_LAB:-0}" in ""|0|no|false) ;; *) exec $(PY) $(PYTEST);; esac; \
+	status=0; $(PY) $(PYTEST) -m 'not lab' || status=$$?; \
+	echo "$(LAB_SKIPPED)"; exit $$status
+endif
 
 bench: venv
 	$(PY) bench/bench_matcher.py

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# Install what the real-network lab (analyzer/lab, tests/lab) needs. Idempotent; needs root.
-#   Debian packages: the servers, firewall, capture and client tools the lab runs.
+# Install the system packages the test suite needs: the one list, used by `make test`
+# as root and so by CI (.ci/run runs `make test`). Idempotent; needs root.
+#   `--list` prints the Debian packages, one a line, and exits (no root needed).
+#   Debian packages: the servers, firewall, capture and client tools the lab runs (PKGS),
+#   and what other tests use (TEST_PKGS).
 #   aiosmtpd (the lab's SMTP submission server) comes with the project's test extra (pyproject.toml).
 #   mitmproxy: in its own venv (/opt/apple-net-lab/mitm-venv), because its pinned
 #   dependencies must not clash with the project's venv.
 #   aioquic (HTTP/3 server and client of the web scenarios) comes with the project's
 #   `test` extra: the lab runs it with the project's own Python.
 set -euo pipefail
-
-if [ "$(id -u)" != 0 ]; then
-    echo "lab-deps: not root, skipping (the lab tests will skip too)" >&2
-    exit 0
-fi
 
 PKGS=(
     iproute2 iptables nftables conntrack ethtool    # namespaces, veth, firewall, conntrack flush
@@ -24,9 +22,22 @@ PKGS=(
     tcpreplay                                        # live-capture tests replay lab captures on a veth
     python3-venv                                     # for the mitmproxy venv
 )
+# Outside the lab: tshark (above) for differential tests; libndpi-bin: the benchmark's peer;
+# chromium + a font: the HTML report is rendered and screenshotted headless; make: `make test`.
+TEST_PKGS=(make libndpi-bin chromium fonts-dejavu-core ca-certificates)
+
+if [ "${1:-}" = --list ]; then
+    printf '%s\n' "${PKGS[@]}" "${TEST_PKGS[@]}"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "lab-deps: not root, skipping (the lab tests will skip too)" >&2
+    exit 0
+fi
+
 
 missing=()
-for p in "${PKGS[@]}"; do
+for p in "${PKGS[@]}" "${TEST_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "__version__", "analyze"]
+__all__ = ["Analysis", "__version__", "analyze", "samples_path"]
 
 if TYPE_CHECKING:
     from analyzer.analysis import Analysis, analyze
+    from analyzer.samples import samples_path
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +26,8 @@ def __getattr__(name: str) -> Any:
         from analyzer import analysis
 
         return getattr(analysis, name)
+    if name == "samples_path":  # the bundled captures, wherever the notebook or script runs
+        from analyzer.samples import samples_path
+
+        return samples_path
     raise AttributeError(name)

@@ -2,6 +2,14 @@
 
 A notebook gets exactly what the CLI gets: the same report dict, plus typed
 pandas DataFrames of services, flows, DNS transactions and findings.
+
+The DataFrames are for reading and filtering: a cell that holds a list or a
+mapping in the report is a readable string there (ports "5223, 443", verdict
+counts "ok 3, reset 1", evidence lines joined by " | "), not a Python list or
+dict. Those would print as `[443]` and `{}`, and break what pandas users do
+first (value_counts, drop_duplicates, groupby and merge need hashable cells;
+to_csv would write Python reprs). The structured values stay in `report`
+(`a.report["services"][i]["ports"]`), and `df.ports.str.split(", ")` splits one.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ class Analysis:
     # -- DataFrames ------------------------------------------------------------
     @cached_property
     def services(self) -> pd.DataFrame:
-        return _frame(self.report["services"], {"ports": object, "by_verdict": object}, ["flows", "attempts"])
+        return _frame(self.report["services"], ["flows", "attempts"])
 
     @cached_property
     def flows(self) -> pd.DataFrame:
@@ -61,8 +69,7 @@ class Analysis:
                 "bytes_c2s": f["bytes"]["c2s"], "bytes_s2c": f["bytes"]["s2c"],
                 "wireshark_filter": f["wireshark_filter"],
             })
-        df = _frame(rows, {"names": object}, ["client_port", "server_port", "packets_c2s", "packets_s2c",
-                                               "bytes_c2s", "bytes_s2c"])
+        df = _frame(rows, ["client_port", "server_port", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c"])
         return _times(df, ["ts_start", "ts_end"])
 
     @cached_property
@@ -72,11 +79,11 @@ class Analysis:
                  "answers": [a["data"] for a in d["answers"]], "chain": d["chain"], "addresses": d["addresses"],
                  "service": d["service"], "verdict": d["verdict"], "reason": d["reason"]}
                 for d in self.report["dns"]]
-        return _times(_frame(rows, {"answers": object, "chain": object, "addresses": object}, []), ["ts"])
+        return _times(_frame(rows, [], separators={"chain": " -> "}), ["ts"])
 
     @cached_property
     def findings(self) -> pd.DataFrame:
-        return _frame(self.report["findings"], {"flows": object, "evidence": object}, [])
+        return _frame(self.report["findings"], [])
 
     # -- outputs ---------------------------------------------------------------
     def to_json(self, indent: int | None = 2) -> str:
@@ -104,15 +111,29 @@ def _escape(text: str) -> str:
     return for_html(text)
 
 
-def _frame(rows: list[dict[str, Any]], object_cols: dict[str, type], int_cols: list[str]) -> pd.DataFrame:
+# How the items of a list cell are joined; ", " for any other column.
+_SEPARATORS = {"evidence": " | "}
+
+
+def readable(value: Any, separator: str = ", ") -> Any:
+    """A report value as one DataFrame cell: lists joined, {"ok": 3} as "ok 3", None and scalars as they are."""
+    if isinstance(value, (list, tuple)):
+        return separator.join(str(readable(v)) for v in value if v is not None)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v, '/')}" for k, v in value.items() if v not in (None, [], {}))
+    return value
+
+
+def _frame(rows: list[dict[str, Any]], int_cols: list[str], separators: dict[str, str] | None = None) -> pd.DataFrame:
     import pandas as pd
 
-    df = pd.DataFrame(rows)
+    joins = {**_SEPARATORS, **(separators or {})}
+    df = pd.DataFrame([{k: readable(v, joins.get(k, ", ")) for k, v in row.items()} for row in rows])
     for col in int_cols:
         if col in df:
             df[col] = df[col].astype("Int64")
     for col in df.columns:
-        if col not in object_cols and col not in int_cols and df[col].dtype == object:
+        if col not in int_cols and df[col].dtype == object:
             df[col] = df[col].astype("string")
     return df
 

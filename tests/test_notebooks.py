@@ -1,19 +1,30 @@
 """The notebooks run top to bottom on the bundled captures, through the public API only.
 
 They are stored without outputs (a diff shows code, not base64 images), with
-one papermill-style cell tagged "parameters" whose defaults point at the
-bundled captures. Execution is with nbclient in the notebooks' own folder, as
-Jupyter and `papermill --cwd notebooks` run them.
+one papermill-style cell tagged "parameters" whose defaults (None) mean the
+bundled captures, found from the package. Execution is with nbclient in a
+folder that has no samples/ (they must run from any folder), and with the exact
+commands of the README's Notebooks section (papermill, jupyter nbconvert).
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+import analyzer
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -26,11 +37,10 @@ NAMES = ["investigate", "compare"]
 # What a notebook may import: the package (analyze, Analysis), its plots and the comparison.
 PUBLIC_NAMES = {"analyzer", "analyzer.analyze", "analyzer.Analysis", "analyzer.plots", "analyzer.compare",
                 "analyzer.compare.compare"}
-# Parameter defaults: the bundled captures, relative to the notebooks' folder.
-DEFAULTS = {"investigate": {"capture": "../samples/mixed_session.pcap", "edition": "current", "all_services": False,
-                            "html_report": None},
-            "compare": {"before": "../samples/mixed_session.pcap", "after": "../samples/after_fix.pcap",
-                        "edition": "current"}}
+# Parameter defaults: None means the bundled captures (analyzer.samples_path).
+DEFAULTS = {"investigate": {"capture": None, "edition": "current", "all_services": False, "html_report": None},
+            "compare": {"before": None, "after": None, "edition": "current"}}
+SAMPLE = ROOT / "samples" / "mixed_session.pcap"
 SECONDS = 30  # each notebook, on the bundled captures
 
 
@@ -49,8 +59,9 @@ def python_source(cell: Any) -> str:
 
 def run(nb: Any, seconds: float = SECONDS) -> tuple[Any, float]:
     started = time.monotonic()
+    # Run in a folder without samples/: the defaults must not depend on the working folder.
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+                            resources={"metadata": {"path": tempfile.gettempdir()}}).execute()
     elapsed = time.monotonic() - started
     assert elapsed < seconds, f"took {elapsed:.1f} s"
     return nb, elapsed
@@ -94,9 +105,10 @@ def test_parameters_cell_defaults_to_bundled_captures(name: str) -> None:
     values = {node.targets[0].id: ast.literal_eval(node.value)
               for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign)}
     assert values == DEFAULTS[name]
-    for key in ("capture", "before", "after"):
-        if key in values:
-            assert (NOTEBOOKS / values[key]).is_file(), values[key]
+    sources = "\n".join(c.source for c in cells)
+    for sample in re.findall(r'samples_path\("([^"]+)"\)', sources):
+        assert analyzer.samples_path(sample).is_file()
+    assert sources.count("samples_path(") == (1 if name == "investigate" else 2)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -128,9 +140,13 @@ def test_investigate_runs_on_the_bundled_capture() -> None:
     streams = "".join(outputs(nb, "stream"))
     # The evidence printout and the Wireshark commands for each finding.
     assert "C7fc3a57795352d07fb  tcp gsa.apple.com:443  ->  reset: reset after the ClientHello by the middlebox" in streams
-    assert ("wireshark -r ../samples/mixed_session.pcap -Y 'ip.addr==10.77.0.2 && ip.addr==17.253.1.10 && "
+    assert (f"wireshark -r {shlex.quote(str(SAMPLE))} -Y 'ip.addr==10.77.0.2 && ip.addr==17.253.1.10 && "
             "tcp.port==57112 && tcp.port==443'") in streams
     assert "set html_report to a path to write the HTML report" in streams
+    tables = "\n".join(outputs(nb, "text/html") + outputs(nb, "text/plain"))
+    assert "<td>443, 80, 5223, 2197</td>" in tables  # APNs' ports as text, not a list
+    assert "<td>intercepted 1</td>" in tables  # verdict counts, not a dict
+    assert not re.search(r"<td>(\[\d|\[\]|\{\}|\[')", tables), "a list or dict shown as Python"
 
 
 @pytest.mark.slow
@@ -163,3 +179,54 @@ def test_a_missing_capture_says_what_to_set() -> None:
     inject(nb, capture="no-such-capture.pcap")
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="set `capture` to a pcap or pcapng file"):
         run(nb, seconds=120)
+
+
+# ---------------------------------------------------------------- the README's commands
+
+README_TOOLS = {"papermill": "papermill", "jupyter lab": "jupyterlab", "jupyter nbconvert": "nbconvert"}
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's Notebooks section (its indented block)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Notebooks", 1)[1].split("\n### ", 1)[0]
+    return [line[4:].split("  #", 1)[0].strip() for line in section.splitlines() if line.startswith("    ")]
+
+
+def notebooks_extra() -> set[str]:
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["notebooks"]
+    return {re.split(r"[<>=!~\[ ]", req, maxsplit=1)[0].lower() for req in extra}
+
+
+def test_the_extra_installs_every_tool_the_instructions_use() -> None:
+    commands = readme_commands()
+    assert "pip install '.[notebooks]'" in commands
+    instructions = "\n".join(commands + [c.source for n in NAMES for c in load(n).cells if c.cell_type == "markdown"])
+    used = {package for tool, package in README_TOOLS.items() if re.search(rf"`?{tool} ", instructions)}
+    assert used == set(README_TOOLS.values())  # the README shows each of them
+    assert used | {"nbclient", "ipykernel", "matplotlib"} <= notebooks_extra()
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run_from_another_folder(tmp_path: Path) -> None:
+    """Exactly the README's papermill and nbconvert lines, in a folder with the notebooks but no samples/."""
+    tools = Path(sys.executable).parent
+    if not (tools / "papermill").exists() or not (tools / "jupyter-nbconvert").exists():
+        pytest.skip("papermill and nbconvert are not installed (pip install '.[notebooks]')")
+    (tmp_path / "notebooks").symlink_to(NOTEBOOKS)
+    shutil.copy(ROOT / "samples" / "mixed_session.pcap", tmp_path / "problem.pcap")
+    shutil.copy(ROOT / "samples" / "after_fix.pcap", tmp_path / "fixed.pcap")
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
+    runnable = [c for c in readme_commands() if c.startswith(("papermill ", "jupyter nbconvert "))]
+    assert len(runnable) == 3, runnable
+    for command in runnable:
+        proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, f"{command}\n{proc.stderr[-2000:]}"
+    investigated = nbformat.read(tmp_path / "problem.ipynb", as_version=4)
+    assert ("<b>6 Apple services blocked; 1 Apple service degraded; HTTPS inspection by an unidentified proxy on "
+            "1 service; 2 Apple names filtered in DNS</b>") in "\n".join(outputs(investigated, "text/html"))
+    page = (tmp_path / "problem.html").read_text(encoding="utf-8")
+    assert "wireshark -r problem.pcap -Y" in page and len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 4
+    compared = nbformat.read(tmp_path / "change.ipynb", as_version=4)
+    assert "".join(outputs(compared, "stream")).startswith("1 service worse; 2 services better;")

@@ -27,3 +27,9 @@ def test_wheel_contains_signatures(tmp_path: Path) -> None:
         assert f"analyzer/signatures/{rel}" in names, rel
     assert "analyzer/py.typed" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+    # `pip install '.[notebooks]'` brings what the README's notebook commands run (jupyter lab, papermill, nbconvert).
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    requires = [line for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist:") and 'extra == "notebooks"' in line]
+    for package in ("jupyterlab", "papermill", "nbconvert", "ipykernel"):
+        assert any(line.split()[1].startswith(package) for line in requires), (package, requires)

@@ -311,6 +311,13 @@ def load_catalogue(
     root = Path(directory) if directory is not None else default_signatures_dir()
     if not root.is_dir():
         raise CatalogueError(f"{root}: signatures directory not found")
+    missing = [name for name in ("sources.toml", "sections.toml", "issuers.toml") if not (root / name).is_file()]
+    if not any((root / "catalogue").glob("*.toml")):
+        missing.append("catalogue/*.toml")
+    if missing:
+        raise CatalogueError(f"{root}: not a signatures folder: no {', '.join(missing)} in it (a signatures folder "
+                             "holds sources.toml, sections.toml, issuers.toml and catalogue/*.toml, as "
+                             f"{default_signatures_dir()} does)")
     extra = [Path(p) for p in extra_issuer_files] if extra_issuer_files is not None else user_config_files()
 
     sources: dict[str, Source] = {}

@@ -56,7 +56,8 @@ def test_the_lab_fixture_skips_when_not_required(tmp_path: Path) -> None:
 def _make_test_env(extra: dict[str, str]) -> str:
     # `make test` with PY replaced by printenv: the recipe's environment, without installing or running anything.
     env = {k: v for k, v in os.environ.items() if k != REQUIRE_ENV} | extra
-    proc = subprocess.run(["make", "-s", "-o", "venv", "test", f"PY=printenv {REQUIRE_ENV} #"],
+    # SYSTEM_DEPS=true: as root `make test` would first install the system packages (.ci/lab-deps.sh).
+    proc = subprocess.run(["make", "-s", "-o", "venv", "test", "SYSTEM_DEPS=true", f"PY=printenv {REQUIRE_ENV} #"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=True)
     return proc.stdout.strip()
 
