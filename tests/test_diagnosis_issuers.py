@@ -79,3 +79,27 @@ def test_dns_failure_rcodes(rcode: str | None, verdict: DNSVerdict) -> None:
 def test_a_rst_answering_the_syn_is_refused_not_reset() -> None:
     (f,) = F.run([F.facts(F.refused_syn())]).flows
     assert f.judgement.verdict is Verdict.REFUSED and "RST in answer to the SYN" in f.judgement.reason
+
+
+def _judge(t: object) -> object:
+    return judge_dns(t, Matcher(F.catalogue()), F.catalogue().sinkholes)  # type: ignore[arg-type]
+
+
+def test_a_resolver_that_says_it_filtered_a_name_is_a_sinkhole_whatever_it_answered() -> None:
+    import dataclasses
+    t = dataclasses.replace(F.dns("gs.apple.com", ["17.253.1.10"]), extended_errors=("Blocked: policy",))
+    j = _judge(t)
+    assert j.verdict is DNSVerdict.SINKHOLED and "Blocked" in j.reason
+    empty = dataclasses.replace(F.dns("gs.apple.com", []), extended_errors=("Filtered",), answers=())
+    assert _judge(empty).verdict is DNSVerdict.SINKHOLED
+
+
+def test_an_empty_noerror_answer_and_other_rcodes_are_not_failures() -> None:
+    j = _judge(F.dns("gs.apple.com", []))
+    assert j.verdict is DNSVerdict.OK and "empty answer" in j.reason
+    assert _judge(F.dns("gs.apple.com", [], rcode="NOTIMP")).verdict is DNSVerdict.OK
+
+
+def test_an_answer_names_its_chain_and_addresses() -> None:
+    j = _judge(F.dns("mesu.apple.com", ["17.253.1.12"], cname=("mesu.apple.com.akadns.net",)))
+    assert j.verdict is DNSVerdict.OK and "via mesu.apple.com.akadns.net" in j.reason and "17.253.1.12" in j.reason

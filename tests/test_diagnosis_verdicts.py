@@ -230,3 +230,43 @@ def test_baselines_keep_only_genuine_answered_servers() -> None:
     b = PathBaselines.build([(answered, True, True), (unanswered, True, True),
                              (F.record(server_side=dict(syn_ttl=64)), True, False)])
     assert b.server_ttl(F.SERVER) == 52 and b.usual_apple_hops() == 12
+
+
+# -- the rest of the TCP story -----------------------------------------------------------------------------
+
+def test_icmpv6_unreachable_is_refused() -> None:
+    r = F.unanswered_syn("2001:db8::2", "2620:149:a44::10",
+                         icmp_errors=(icmp("2001:db8::1", ttl=64, type_=1, code=4),), icmp_error_total=1)
+    j = judge(F.facts(r))
+    assert j.verdict is Verdict.REFUSED and j.reset_by == "middlebox" and "ICMPv6" in j.reason
+
+
+def test_an_icmpv4_type_that_is_not_unreachable_does_not_refuse() -> None:
+    r = F.unanswered_syn(icmp_errors=(icmp("10.0.0.1", type_=11, code=0),), icmp_error_total=1)  # time exceeded
+    assert judge(F.facts(r)).verdict is Verdict.NO_RESPONSE
+
+
+def test_an_inferred_alert_in_a_snaplen_cut_stream_claims_no_failure() -> None:
+    r = F.record(weirds=(("truncated_tcp_payload", 2),))
+    t = F.tls(established=False, alert=F.alert("", True, encrypted=True, inferred=True))
+    j = judge(F.facts(r, tls_facts=t))
+    assert j.verdict is Verdict.INCOMPLETE and "snaplen" in j.reason
+
+
+def test_a_reset_after_the_server_hello_is_during_the_exchange() -> None:
+    r = F.record(rsts=(F.rst(ttl=63),), rst_total=1, server_side=dict(payload_bytes=900))
+    t = F.tls(version=None, established=False)
+    j = judge(F.facts(r, tls_facts=t))
+    assert j.verdict is Verdict.RESET and "during the exchange" in j.reason and j.reset_by == "server"
+
+
+@pytest.mark.parametrize(("kw", "verdict", "words"), [
+    (dict(server_side=dict(payload_bytes=0)), Verdict.OK, "opened and closed"),
+    (dict(server_side=dict(payload_bytes=0, fin_ts=None), open_at_end=True), Verdict.INCOMPLETE, "before the server"),
+    (dict(server_side=dict(payload_bytes=0, fin_ts=None), rsts=(F.rst(sender=Side.CLIENT),), rst_total=1),
+     Verdict.OK, "closed by the client"),
+    (dict(server_side=dict(payload_bytes=0, fin_ts=None)), Verdict.OK, "handshake completed"),
+])
+def test_a_handshake_without_server_data(kw: dict[str, Any], verdict: Verdict, words: str) -> None:
+    j = judge(F.facts(F.record(**kw)))
+    assert j.verdict is verdict and words in j.reason, j.reason
