@@ -284,7 +284,7 @@ class Engine:
             if close is not None:
                 close()
         summary = CaptureSummary(
-            source=os.fspath(path),
+            source=reader.name,  # the path, or <stdin> for "-"
             format=getattr(reader, "format", None),
             packets=reader.packets,
             bytes=reader.bytes,

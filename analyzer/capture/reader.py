@@ -23,7 +23,9 @@ from __future__ import annotations
 import collections
 import gzip
 import os
+import stat
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple, Self
@@ -44,6 +46,11 @@ __all__ = [
 
 CHUNK_SIZE = 1 << 20
 """Bytes read from the file per refill; records spanning chunks are stitched."""
+
+STDIN = "-"
+"""The file name that stands for standard input."""
+
+STDIN_NAME = "<stdin>"
 
 HEAD_SIZE = 64 * 1024
 """Bytes read at open time to recognise the format and check the first header."""
@@ -196,6 +203,18 @@ class _Source:
     def compressed(self) -> bool:
         return self._gz is not None
 
+    @property
+    def regular(self) -> bool:
+        """The underlying file is a regular file (it can be opened again from its start)."""
+        try:
+            return stat.S_ISREG(os.fstat(self._raw.fileno()).st_mode)
+        except (OSError, AttributeError, ValueError):
+            return False
+
+    def unread(self, data: bytes) -> None:
+        """Serve `data` again before what comes next: peek without consuming."""
+        self._prefix = data + self._prefix
+
     def read(self, n: int) -> bytes:
         """Up to n bytes (fewer only at the end); raises what gzip raises.
 
@@ -283,24 +302,32 @@ class CaptureReader:
         self._scale = 1e-6
         self._linktype = 0
         self._version = (2, 4)
-        if isinstance(source, (str, os.PathLike)):
+        self.rereadable = False
+        """A regular file: every iteration reopens it. A pipe, FIFO or stdin can be iterated once."""
+        if isinstance(source, (str, os.PathLike)) and os.fspath(source) != STDIN:
             self._path = os.fspath(source)
             self.name = self._path
             src = self._open()
-            try:
-                self._head = self._read_head(src)
-            finally:
-                src.close()
         else:
-            self.name = str(getattr(source, "name", "<stream>"))
+            stdin = not isinstance(source, (str, os.PathLike))
+            raw: BinaryIO = source if stdin else sys.stdin.buffer  # type: ignore[assignment]
+            self.name = str(getattr(raw, "name", "<stream>")) if stdin else STDIN_NAME
             try:
-                src = _Source(source, owned=False)
+                src = _Source(raw, owned=False)
             except OSError as exc:
                 raise CaptureError(f"cannot read {self.name}: {exc}") from None
+        # The input is read once, through this one stream: the head read here to
+        # recognise the format is served again by the first pass. Reopening the
+        # path instead would start a pipe or FIFO mid-stream (issue 17).
+        try:
             self._head = self._read_head(src)
-            # Serve the header bytes again when the stream is iterated.
-            self._stream = _Source(src, owned=False, prefix=self._head)  # type: ignore[arg-type]
-        self._sniff()
+            self._sniff()
+        except BaseException:
+            src.close()
+            raise
+        src.unread(self._head)
+        self._stream = src
+        self.rereadable = self._path is not None and src.regular
 
     # -- opening ----------------------------------------------------------------
 
@@ -392,7 +419,7 @@ class CaptureReader:
         """The byte stream of a new pass, the counters reset."""
         if self._stream is not None:
             src, self._stream = self._stream, None
-        elif self._path is None:
+        elif self._path is None or not self.rereadable:
             raise CaptureError(f"{self.name}: a stream can be read only once")
         else:
             src = self._open()
@@ -409,6 +436,9 @@ class CaptureReader:
         close = getattr(current, "close", None)
         if close is not None:
             close()
+        if self._stream is not None:  # opened, never iterated
+            stream, self._stream = self._stream, None
+            stream.close()
 
     def __enter__(self) -> Self:
         return self

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from analyzer.capture.reader import STDIN
 from analyzer.catalogue import EDITIONS
 from analyzer.cli.output import open_binary_output, write_text
 from analyzer.errors import AnalyzerError
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
                        description="Attribute every flow to a documented Apple service, judge it (ok, no_response, "
                        "refused, reset, tls_failed, intercepted, incomplete), find HTTPS inspection and DNS filtering, "
                        "and say what to change.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures (read as one)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures (read as one); - for standard input")
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table: the answer laid out for the terminal's width (COLUMNS); csv: one table, the "
                    "flows unless --csv-of says otherwise (default table)")
@@ -128,12 +129,19 @@ def progress_bar(files: list[str], min_bytes: int = 20 * 1024 * 1024) -> Iterato
         yield update
 
 
+def check_inputs(files: list[str]) -> None:
+    """`-` (standard input) at most once: a stream can be read only once."""
+    if files.count(STDIN) > 1:
+        raise AnalyzerError("standard input (-) can be given only once")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analyzer.analysis import analyze
     from analyzer.engine import relaxed_gc
 
+    check_inputs(args.files)
     for f in args.files:
-        if not Path(f).exists():
+        if f != STDIN and not Path(f).exists():
             raise AnalyzerError(f"{f}: no such file")
     # Rendering happens while every flow is still alive: keep the collector relaxed (see relaxed_gc).
     with relaxed_gc():

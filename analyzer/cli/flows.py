@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
+import sys
 from typing import Any
 
+from analyzer.capture.reader import STDIN
+from analyzer.cli.analyze import check_inputs
 from analyzer.cli.output import open_binary_output, write_text
 from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import EngineResult, run_engine
@@ -21,7 +26,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("flows", help="list every flow and DNS transaction the engine extracts from captures",
                        description="Decode captures (pcap, pcapng, .gz) and print one record per flow "
                        "(Zeek conn_state/history, SNI, TLS, QUIC, HTTP, NTP, RSTs, ICMP) and per DNS transaction.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures; - for standard input")
     p.add_argument("--format", choices=("table", "json", "jsonl"), default="table")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
     p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
@@ -94,9 +99,29 @@ def _table(res: EngineResult) -> str:
     return "".join(out)
 
 
+def _streams(files: list[str]) -> list[str]:
+    """The inputs that are no regular file (stdin, a pipe, a FIFO, <(...)): they can be read only once."""
+    out = []
+    for f in files:
+        try:
+            regular = f != STDIN and stat.S_ISREG(os.stat(f).st_mode)
+        except OSError:
+            regular = True  # a missing file: reading it says so
+        if not regular:
+            out.append(f)
+    return out
+
+
 def cmd_flows(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise AnalyzerError("--workers must be at least 1")
+    check_inputs(args.files)
+    streams = _streams(args.files)
+    if args.workers > 1 and streams:
+        # Every worker reads the whole capture: a stream cannot be read by several processes.
+        print(f"apple-net: {streams[0]} is a stream, not a file: reading it in one process (-j {args.workers} "
+              "needs regular files)", file=sys.stderr)
+        args.workers = 1
     if args.format == "jsonl":
         _stream_jsonl(args.files, args.output, args.workers)
         return 0
