@@ -80,6 +80,7 @@ WEIRDS: dict[str, str] = {
     "pcapng_spb_without_interface": "simple packet block before any interface: skipped",
     "pcapng_bad_option_length": "option running past its block: the rest of the options ignored",
     "pcapng_bad_tsresol": "unusable if_tsresol: microseconds assumed",
+    "pcapng_time_out_of_range": "packet time before 1970 or past year 9999 (extreme if_tsoffset/if_tsresol): skipped",
     "pcapng_bad_process_index": "EPB process option pointing at no Darwin process block",
     "gzip_truncated": "gzip stream ends early: packets before the cut kept",
     "gzip_corrupt": "gzip stream corrupt: packets before the damage kept",
