@@ -104,3 +104,39 @@ def test_cut_gzip_is_still_truncation(tmp_path: Path) -> None:
     reader = open_capture(path)
     assert 0 < len(list(reader)) < 97
     assert reader.truncated and reader.weird["gzip_truncated"] == 1
+
+
+@pytest.mark.parametrize("command", [("analyze",), ("flows", "--format", "jsonl"),
+                                     ("flows", "--format", "jsonl", "-j", "2")])
+def test_max_bytes_refuses_a_bomb_in_one_line(big_bomb: Path, command: tuple[str, ...]) -> None:
+    start = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "analyzer", *command, "--max-bytes", "16M", str(big_bomb)],
+                       capture_output=True, text=True, timeout=60)
+    assert time.perf_counter() - start < 15
+    assert p.returncode == 2
+    assert p.stderr.strip() == (f"apple-net: error: {big_bomb}: more than {16 * MIB} bytes of capture data "
+                                f"(from {p.stderr.split('(from ')[1].split(' ')[0]} bytes of file): "
+                                "stopped by --max-bytes")
+    assert "Traceback" not in p.stderr
+
+
+def test_max_bytes_lets_a_smaller_capture_through() -> None:
+    p = subprocess.run([sys.executable, "-m", "analyzer", "analyze", "--format", "json", "--max-bytes", "1M",
+                        str(SAMPLE)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["captures"][0]["packets"] == 97
+
+
+@pytest.mark.parametrize(("text", "size"), [("20G", 20 << 30), ("500M", 500 << 20), ("1.5K", 1536), ("64", 64),
+                                            ("2GiB", 2 << 30)])
+def test_max_bytes_sizes(text: str, size: int) -> None:
+    from analyzer.cli.analyze import byte_size
+
+    assert byte_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "lots", "", "nan"])
+def test_max_bytes_bad_sizes_are_usage_errors(text: str) -> None:
+    p = subprocess.run([sys.executable, "-m", "analyzer", "analyze", "--max-bytes", text, str(SAMPLE)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--max-bytes" in p.stderr and "Traceback" not in p.stderr

@@ -283,8 +283,11 @@ class CaptureReader:
     to date at every chunk refill and when the pass ends.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, max_bytes: int | None = None) -> None:
         self._path: str | None = None
+        self.max_bytes = max_bytes
+        """Stop with CaptureError past this many bytes of capture data (after gunzip) in one pass."""
+        self._data_read = 0
         self._stream: _Source | None = None
         self.format = ""
         """"pcap" (either time resolution) or "pcapng"."""
@@ -436,6 +439,7 @@ class CaptureReader:
         self.packets = 0
         self.bytes = 0
         self.bytes_read = 0
+        self._data_read = 0
         return src
 
     def close(self) -> None:
@@ -462,6 +466,11 @@ class CaptureReader:
         try:
             chunk = src.read(max(need, CHUNK_SIZE))
             self.bytes_read = src.tell()
+            self._data_read += len(chunk)
+            if self.max_bytes is not None and self._data_read > self.max_bytes:
+                # A gzip bomb's last line of defence: one message, no report.
+                raise CaptureError(f"{self.name}: more than {self.max_bytes} bytes of capture data "
+                                   f"(from {self.bytes_read} bytes of file): stopped by --max-bytes")
             return chunk
         except EOFError:
             self.weird["gzip_truncated"] += 1
@@ -688,13 +697,15 @@ def _empty_run(buf: bytes, pos: int) -> int:
     return run
 
 
-def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
+def open_capture(source: str | os.PathLike[str] | BinaryIO, max_bytes: int | None = None) -> CaptureReader:
     """Open a pcap or pcapng capture (optionally gzip-compressed) for streaming.
+
+    `max_bytes`: a pass raises CaptureError once it has read more capture data (after gunzip).
 
     Raises `CaptureError` (one-line message) when the file cannot be opened or
     is not a capture; never for damage inside it (see `CaptureReader.weird`).
     """
-    return CaptureReader(source)
+    return CaptureReader(source, max_bytes)
 
 
 def _peek(f: BinaryIO, n: int) -> bytes:
