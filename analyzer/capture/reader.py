@@ -1,10 +1,11 @@
 """Capture sources: pcap (micro/nanosecond, either byte order) and pcapng, plain or gzip.
 
-`open_capture(path)` recognises the format by its magic number (never by the
-file name), checks the file header at once (raising `CaptureError` with a
-one-line message when the file is not a capture) and returns a
-`CaptureReader`. Iterating the reader streams `RawPacket`s in file order,
-reading the file in large chunks, so memory stays bounded whatever its size.
+`open_capture(path)` (`-` for standard input) recognises the format by its
+magic number (never by the file name), reading the input once so that pipes
+work, checks the file header at once (raising `CaptureError` with a one-line
+message when the file is not a capture) and returns a `CaptureReader`.
+Iterating the reader streams `RawPacket`s in file order, reading the file in
+large chunks, so memory stays bounded whatever its size.
 `reader.shard_pass(k, n)` is the pass of one worker of `apple-net flows -j N`
 over a classic pcap: only shard k's records become `RawPacket`s.
 
@@ -277,8 +278,10 @@ class _Source:
 class CaptureReader:
     """A capture file opened for streaming. Iterate it for `RawPacket`s.
 
-    Each iteration over a path reopens the file and restarts the counters (a
-    file object given instead of a path can be iterated once). The attributes
+    The input is opened once: the first iteration goes on with the stream
+    whose head was read at open time. A later iteration reopens a regular
+    file and restarts the counters; a pipe, FIFO, `-` (standard input) or a
+    file object can be iterated once. The attributes
     describe the last (or current) pass; `packets` and `bytes` are brought up
     to date at every chunk refill and when the pass ends.
     """
