@@ -49,6 +49,9 @@ class EngineConfig:
     dns_max_pending: int = 100_000
     max_neighbors: int = 4096
     """IP/Ethernet bindings kept from ARP and NDP (a span port of a big LAN sees thousands)."""
+    max_bytes: int | None = None
+    """Capture data (after gunzip) read from one file before reading stops with CaptureError
+    (`--max-bytes`): a gzip bomb is refused instead of inflated to the end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +260,7 @@ class Engine:
     # -- files ---------------------------------------------------------------
     def read(self, path: str | os.PathLike[str], progress: ProgressFn | None = None) -> CaptureSummary:
         """Read one capture file to its end (or to the cut of a truncated file)."""
-        reader = open_capture(path)
+        reader = open_capture(path, self.config.max_bytes)
         total = 0
         try:
             total = os.path.getsize(path)
@@ -284,7 +287,7 @@ class Engine:
             if close is not None:
                 close()
         summary = CaptureSummary(
-            source=os.fspath(path),
+            source=reader.name,  # the path, or <stdin> for "-"
             format=getattr(reader, "format", None),
             packets=reader.packets,
             bytes=reader.bytes,

@@ -43,6 +43,11 @@ PIB_NAME = 2
 EPB_PIB_INDEX = 0x8001
 EPB_E_PIB_INDEX = 0x8003
 
+TS_MIN = 0.0
+TS_MAX = 253402300800.0
+"""Packet times outside [1970, year 10000) are skipped (weird `pcapng_time_out_of_range`):
+only an extreme if_tsoffset or if_tsresol makes them, and `datetime` cannot hold them."""
+
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
@@ -255,7 +260,15 @@ def iter_pcapng(reader: CaptureReader, src: _Source) -> Iterator[RawPacket]:
                         pos = end
                         continue
                     linktype, hi_scale, lo_scale, offset, _snap, ordinal = ifaces[iface]
-                    last_ts = hi * hi_scale + lo * lo_scale + offset
+                    ts = hi * hi_scale + lo * lo_scale + offset
+                    if not TS_MIN <= ts < TS_MAX:
+                        # Skipped, not clamped: a time no calendar holds cannot be placed
+                        # among the other packets' times, and clamping would fire every
+                        # flow timer (or none); the count says how many were lost.
+                        weird["pcapng_time_out_of_range"] += 1
+                        pos = end
+                        continue
+                    last_ts = ts
                     proc = None
                     if w.procs:
                         opts = pos + 28 + ((caplen + 3) & ~3)

@@ -1,10 +1,11 @@
 """Capture sources: pcap (micro/nanosecond, either byte order) and pcapng, plain or gzip.
 
-`open_capture(path)` recognises the format by its magic number (never by the
-file name), checks the file header at once (raising `CaptureError` with a
-one-line message when the file is not a capture) and returns a
-`CaptureReader`. Iterating the reader streams `RawPacket`s in file order,
-reading the file in large chunks, so memory stays bounded whatever its size.
+`open_capture(path)` (`-` for standard input) recognises the format by its
+magic number (never by the file name), reading the input once so that pipes
+work, checks the file header at once (raising `CaptureError` with a one-line
+message when the file is not a capture) and returns a `CaptureReader`.
+Iterating the reader streams `RawPacket`s in file order, reading the file in
+large chunks, so memory stays bounded whatever its size.
 `reader.shard_pass(k, n)` is the pass of one worker of `apple-net flows -j N`
 over a classic pcap: only shard k's records become `RawPacket`s.
 
@@ -23,7 +24,9 @@ from __future__ import annotations
 import collections
 import gzip
 import os
+import stat
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple, Self
@@ -44,6 +47,11 @@ __all__ = [
 
 CHUNK_SIZE = 1 << 20
 """Bytes read from the file per refill; records spanning chunks are stitched."""
+
+STDIN = "-"
+"""The file name that stands for standard input."""
+
+STDIN_NAME = "<stdin>"
 
 HEAD_SIZE = 64 * 1024
 """Bytes read at open time to recognise the format and check the first header."""
@@ -73,7 +81,10 @@ WEIRDS: dict[str, str] = {
     "pcapng_spb_without_interface": "simple packet block before any interface: skipped",
     "pcapng_bad_option_length": "option running past its block: the rest of the options ignored",
     "pcapng_bad_tsresol": "unusable if_tsresol: microseconds assumed",
+    "pcapng_time_out_of_range": "packet time before 1970 or past year 9999 (extreme if_tsoffset/if_tsresol): skipped",
     "pcapng_bad_process_index": "EPB process option pointing at no Darwin process block",
+    "pcap_empty_record": "record of zero time, length and wire length (zero padding, a gzip bomb): skipped",
+    "gzip_trailing_garbage": "bytes after the last gzip member that are no gzip member: ignored, the capture is whole",
     "gzip_truncated": "gzip stream ends early: packets before the cut kept",
     "gzip_corrupt": "gzip stream corrupt: packets before the damage kept",
 }
@@ -165,6 +176,9 @@ class Skipped(NamedTuple):
     ts: list[float]
 
 
+_EMPTY_RECORD = bytes(16)
+_ZEROS = memoryview(bytes(CHUNK_SIZE))
+
 _new_raw = tuple.__new__
 _Header = Callable[[bytes, int], tuple[Any, ...]]  # struct.Struct("IIII").unpack_from
 _MAGIC_PCAP = {
@@ -196,22 +210,36 @@ class _Source:
     def compressed(self) -> bool:
         return self._gz is not None
 
+    @property
+    def regular(self) -> bool:
+        """The underlying file is a regular file (it can be opened again from its start)."""
+        try:
+            return stat.S_ISREG(os.fstat(self._raw.fileno()).st_mode)
+        except (OSError, AttributeError, ValueError):
+            return False
+
+    def unread(self, data: bytes) -> None:
+        """Serve `data` again before what comes next: peek without consuming."""
+        self._prefix = data + self._prefix
+
     def read(self, n: int) -> bytes:
         """Up to n bytes (fewer only at the end); raises what gzip raises.
 
         An error after some bytes were read is kept for the next call, so the
         bytes before a corrupt or cut gzip stream are never lost.
         """
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
         parts: list[bytes] = []
         got = 0
-        if self._prefix:
+        if self._prefix:  # bytes given back by unread come before a pending error
             part = self._prefix[:n]
             self._prefix = self._prefix[n:]
             parts.append(part)
             got = len(part)
+        if self._error is not None:
+            if parts:
+                return parts[0]
+            error, self._error = self._error, None
+            raise error
         while got < n:
             try:
                 # gzip: read1 hands out what it decompressed before a cut or a
@@ -250,14 +278,19 @@ class _Source:
 class CaptureReader:
     """A capture file opened for streaming. Iterate it for `RawPacket`s.
 
-    Each iteration over a path reopens the file and restarts the counters (a
-    file object given instead of a path can be iterated once). The attributes
+    The input is opened once: the first iteration goes on with the stream
+    whose head was read at open time. A later iteration reopens a regular
+    file and restarts the counters; a pipe, FIFO, `-` (standard input) or a
+    file object can be iterated once. The attributes
     describe the last (or current) pass; `packets` and `bytes` are brought up
     to date at every chunk refill and when the pass ends.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, max_bytes: int | None = None) -> None:
         self._path: str | None = None
+        self.max_bytes = max_bytes
+        """Stop with CaptureError past this many bytes of capture data (after gunzip) in one pass."""
+        self._data_read = 0
         self._stream: _Source | None = None
         self.format = ""
         """"pcap" (either time resolution) or "pcapng"."""
@@ -283,24 +316,32 @@ class CaptureReader:
         self._scale = 1e-6
         self._linktype = 0
         self._version = (2, 4)
-        if isinstance(source, (str, os.PathLike)):
+        self.rereadable = False
+        """A regular file: every iteration reopens it. A pipe, FIFO or stdin can be iterated once."""
+        if isinstance(source, (str, os.PathLike)) and os.fspath(source) != STDIN:
             self._path = os.fspath(source)
             self.name = self._path
             src = self._open()
-            try:
-                self._head = self._read_head(src)
-            finally:
-                src.close()
         else:
-            self.name = str(getattr(source, "name", "<stream>"))
+            stdin = not isinstance(source, (str, os.PathLike))
+            raw: BinaryIO = source if stdin else sys.stdin.buffer  # type: ignore[assignment]
+            self.name = str(getattr(raw, "name", "<stream>")) if stdin else STDIN_NAME
             try:
-                src = _Source(source, owned=False)
+                src = _Source(raw, owned=False)
             except OSError as exc:
                 raise CaptureError(f"cannot read {self.name}: {exc}") from None
+        # The input is read once, through this one stream: the head read here to
+        # recognise the format is served again by the first pass. Reopening the
+        # path instead would start a pipe or FIFO mid-stream (issue 17).
+        try:
             self._head = self._read_head(src)
-            # Serve the header bytes again when the stream is iterated.
-            self._stream = _Source(src, owned=False, prefix=self._head)  # type: ignore[arg-type]
-        self._sniff()
+            self._sniff()
+        except BaseException:
+            src.close()
+            raise
+        src.unread(self._head)
+        self._stream = src
+        self.rereadable = self._path is not None and src.regular
 
     # -- opening ----------------------------------------------------------------
 
@@ -392,7 +433,7 @@ class CaptureReader:
         """The byte stream of a new pass, the counters reset."""
         if self._stream is not None:
             src, self._stream = self._stream, None
-        elif self._path is None:
+        elif self._path is None or not self.rereadable:
             raise CaptureError(f"{self.name}: a stream can be read only once")
         else:
             src = self._open()
@@ -401,6 +442,7 @@ class CaptureReader:
         self.packets = 0
         self.bytes = 0
         self.bytes_read = 0
+        self._data_read = 0
         return src
 
     def close(self) -> None:
@@ -409,6 +451,9 @@ class CaptureReader:
         close = getattr(current, "close", None)
         if close is not None:
             close()
+        if self._stream is not None:  # opened, never iterated
+            stream, self._stream = self._stream, None
+            stream.close()
 
     def __enter__(self) -> Self:
         return self
@@ -424,9 +469,21 @@ class CaptureReader:
         try:
             chunk = src.read(max(need, CHUNK_SIZE))
             self.bytes_read = src.tell()
+            self._data_read += len(chunk)
+            if self.max_bytes is not None and self._data_read > self.max_bytes:
+                # A gzip bomb's last line of defence: one message, no report.
+                raise CaptureError(f"{self.name}: more than {self.max_bytes} bytes of capture data "
+                                   f"(from {self.bytes_read} bytes of file): stopped by --max-bytes")
             return chunk
         except EOFError:
             self.weird["gzip_truncated"] += 1
+        except gzip.BadGzipFile as exc:
+            if str(exc).startswith("Not a gzipped file"):
+                # Raised only where a next member would start: every member before
+                # was whole, so nothing of the capture is missing (gzip(1) warns alike).
+                self.weird["gzip_trailing_garbage"] += 1
+                return b""
+            self.weird["gzip_corrupt"] += 1
         except (OSError, zlib.error):
             self.weird["gzip_corrupt"] += 1
         self.truncated = True
@@ -497,6 +554,13 @@ class CaptureReader:
                 need = 16
                 while pos + 16 <= n:
                     sec, frac, caplen, wirelen = hdr(buf, pos)
+                    if not caplen and not (sec or frac or wirelen):
+                        # Records of nothing, skipped as one run (bytes compared, not parsed).
+                        run = _empty_run(buf, pos)
+                        weird["pcap_empty_record"] += run >> 4
+                        pos += run
+                        chunk_pos += run  # no captured bytes in them
+                        continue
                     if swapped and (swapped == 2 or caplen > wirelen):
                         caplen, wirelen = wirelen, caplen
                     end = pos + 16 + caplen
@@ -550,7 +614,10 @@ class CaptureReader:
                 return
             pos = chunk_pos = 24
             while True:
-                offsets, pos, need = _record_offsets(buf, pos, hdr, swapped)
+                offsets, pos, need, empty = _record_offsets(buf, pos, hdr, swapped)
+                if empty:
+                    weird["pcap_empty_record"] += empty
+                    chunk_pos += 16 * empty  # no captured bytes in them
                 if offsets:
                     packets += len(offsets)
                     split = split_records(buf, offsets, self._endian, self._scale, swapped, limit, linktype, k, n)
@@ -588,31 +655,60 @@ class CaptureReader:
             src.close()
 
 
-def _record_offsets(buf: bytes, pos: int, hdr: _Header, swapped: int) -> tuple[list[int], int, int]:
+def _record_offsets(buf: bytes, pos: int, hdr: _Header, swapped: int) -> tuple[list[int], int, int, int]:
     """Where the complete records from pos on start; where the first incomplete one (or the end) is;
-    how many bytes from there it needs (16 for a header, 16 + caplen for a whole record)."""
+    how many bytes from there it needs (16 for a header, 16 + caplen for a whole record); how many
+    empty records (all 16 header bytes zero) were skipped on the way."""
     n = len(buf)
     offsets: list[int] = []
     append = offsets.append
+    empty = 0
     while pos + 16 <= n:
-        _sec, _frac, caplen, wirelen = hdr(buf, pos)
+        sec, frac, caplen, wirelen = hdr(buf, pos)
+        if not caplen and not (sec or frac or wirelen):
+            run = _empty_run(buf, pos)
+            empty += run >> 4
+            pos += run
+            continue
         if swapped and (swapped == 2 or caplen > wirelen):
             caplen = wirelen
         end = pos + 16 + caplen
         if end > n:
-            return offsets, pos, end - pos
+            return offsets, pos, end - pos, empty
         append(pos)
         pos = end
-    return offsets, pos, 16
+    return offsets, pos, 16, empty
 
 
-def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
+def _empty_run(buf: bytes, pos: int) -> int:
+    """Bytes from pos (a record boundary, its 16 header bytes zero) that are whole all-zero records.
+
+    Each is a record of nothing: no time, no length. A gzip bomb is made of
+    them (1 GiB of zeros in 1 MB of gzip); parsed one by one they cost ~1 us
+    each, compared here with memcmp in doubling then halving steps.
+    """
+    room = (len(buf) - pos) // 16 * 16
+    run = 16
+    step = 16
+    while step >= 16:
+        step = min(step, room - run, len(_ZEROS))
+        if step >= 16 and buf.startswith(_ZEROS[:step], pos + run):
+            run += step
+            step *= 2
+        else:
+            step = step // 32 * 16
+    return run
+
+
+def open_capture(source: str | os.PathLike[str] | BinaryIO, max_bytes: int | None = None) -> CaptureReader:
     """Open a pcap or pcapng capture (optionally gzip-compressed) for streaming.
+
+    `max_bytes`: a pass raises CaptureError once it has read more capture data (after gunzip).
 
     Raises `CaptureError` (one-line message) when the file cannot be opened or
     is not a capture; never for damage inside it (see `CaptureReader.weird`).
     """
-    return CaptureReader(source)
+    return CaptureReader(source, max_bytes)
 
 
 def _peek(f: BinaryIO, n: int) -> bytes:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from analyzer.capture.reader import STDIN
 from analyzer.catalogue import EDITIONS
 from analyzer.cli.output import open_binary_output, write_text
 from analyzer.errors import AnalyzerError
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
                        description="Attribute every flow to a documented Apple service, judge it (ok, no_response, "
                        "refused, reset, tls_failed, intercepted, incomplete), find HTTPS inspection and DNS filtering, "
                        "and say what to change.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures (read as one)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures (read as one); - for standard input")
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table: the answer laid out for the terminal's width (COLUMNS); csv: one table, the "
                    "flows unless --csv-of says otherwise (default table)")
@@ -35,6 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--client", metavar="ADDR|MAC|CIDR",
                    help="look at one device only (its every address: IPv4, IPv6, by MAC when the capture shows it)")
     p.add_argument("--fail-on", choices=("warning", "error"), help="exit 1 when a finding at or above this severity exists")
+    add_max_bytes(p)
     p.set_defaults(func=cmd_analyze)
 
 
@@ -128,18 +130,55 @@ def progress_bar(files: list[str], min_bytes: int = 20 * 1024 * 1024) -> Iterato
         yield update
 
 
+def byte_size(text: str) -> int:
+    """`--max-bytes` values: a number of bytes, optionally with K, M, G or T (powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1:] if t[-1:] in units else ""
+    try:
+        value = float(t[: len(t) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 20G)") from None
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte: {text!r}")
+    return int(value * units[unit])
+
+
+def add_max_bytes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-bytes", type=byte_size, metavar="SIZE",
+                   help="refuse a capture holding more than SIZE bytes of data once gunzipped (e.g. 20G): "
+                   "one line and exit 2 instead of inflating a gzip bomb to its end (default: no limit)")
+
+
+def engine_config(args: argparse.Namespace) -> Any:
+    """The EngineConfig the input options ask for, or None for the defaults."""
+    if args.max_bytes is None:
+        return None
+    from analyzer.engine import EngineConfig
+
+    return EngineConfig(max_bytes=args.max_bytes)
+
+
+def check_inputs(files: list[str]) -> None:
+    """`-` (standard input) at most once: a stream can be read only once."""
+    if files.count(STDIN) > 1:
+        raise AnalyzerError("standard input (-) can be given only once")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analyzer.analysis import analyze
     from analyzer.engine import relaxed_gc
 
+    check_inputs(args.files)
     for f in args.files:
-        if not Path(f).exists():
+        if f != STDIN and not Path(f).exists():
             raise AnalyzerError(f"{f}: no such file")
     # Rendering happens while every flow is still alive: keep the collector relaxed (see relaxed_gc).
     with relaxed_gc():
         with progress_bar(args.files) as progress:
             analysis = analyze(args.files, edition=args.edition, signatures=args.signatures,
-                               all_services=args.all_services, progress=progress, client=args.client)
+                               all_services=args.all_services, progress=progress, client=args.client,
+                               config=engine_config(args))
         report = analysis.report
         write_report(report, args.format, args.output, show_not_seen=args.all_services, wide=args.wide,
                      csv_of=args.csv_of)

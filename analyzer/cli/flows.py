@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
+import sys
 from typing import Any
 
+from analyzer.capture.reader import STDIN
+from analyzer.cli.analyze import add_max_bytes, check_inputs, engine_config
 from analyzer.cli.output import open_binary_output, write_text
 from analyzer.dnsmap import DNSTransaction
-from analyzer.engine import EngineResult, run_engine
+from analyzer.engine import EngineConfig, EngineResult, run_engine
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
 from analyzer.parallel import can_fork, stream_lines, write_records
@@ -21,12 +26,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("flows", help="list every flow and DNS transaction the engine extracts from captures",
                        description="Decode captures (pcap, pcapng, .gz) and print one record per flow "
                        "(Zeek conn_state/history, SNI, TLS, QUIC, HTTP, NTP, RSTs, ICMP) and per DNS transaction.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures; - for standard input")
     p.add_argument("--format", choices=("table", "json", "jsonl"), default="table")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
     p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
                    help="with --format jsonl: split the flows across N processes (each reads the whole "
                    "capture; flows then come in no fixed order). Default 1")
+    add_max_bytes(p)
     p.set_defaults(func=cmd_flows)
 
 
@@ -44,7 +50,7 @@ def _dns_line(t: DNSTransaction) -> bytes:
     return json_line(dns_event(dns_dict(t)))
 
 
-def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
+def _stream_jsonl(files: list[str], path: str | None, workers: int, config: EngineConfig | None = None) -> None:
     """EVE-like JSON lines, each flow written as it finishes: memory stays flat on any capture.
 
     Flows come in the order they end (as Zeek's conn.log) and DNS transactions
@@ -53,9 +59,9 @@ def _stream_jsonl(files: list[str], path: str | None, workers: int) -> None:
     """
     with open_binary_output(path) as out:
         if workers > 1 and can_fork():
-            total = stream_lines(files, workers, out, _flow_line, _dns_line)
+            total = stream_lines(files, workers, out, _flow_line, _dns_line, config)
         else:
-            total = write_records(files, out.write, _flow_line, _dns_line)
+            total = write_records(files, out.write, _flow_line, _dns_line, config)
         for c in total.captures:
             out.write(json_line(envelope("capture", c.first_ts, capture_dict(c))))
         for b in total.neighbors:
@@ -94,13 +100,33 @@ def _table(res: EngineResult) -> str:
     return "".join(out)
 
 
+def _streams(files: list[str]) -> list[str]:
+    """The inputs that are no regular file (stdin, a pipe, a FIFO, <(...)): they can be read only once."""
+    out = []
+    for f in files:
+        try:
+            regular = f != STDIN and stat.S_ISREG(os.stat(f).st_mode)
+        except OSError:
+            regular = True  # a missing file: reading it says so
+        if not regular:
+            out.append(f)
+    return out
+
+
 def cmd_flows(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise AnalyzerError("--workers must be at least 1")
+    check_inputs(args.files)
+    streams = _streams(args.files)
+    if args.workers > 1 and streams:
+        # Every worker reads the whole capture: a stream cannot be read by several processes.
+        print(f"apple-net: {streams[0]} is a stream, not a file: reading it in one process (-j {args.workers} "
+              "needs regular files)", file=sys.stderr)
+        args.workers = 1
     if args.format == "jsonl":
-        _stream_jsonl(args.files, args.output, args.workers)
+        _stream_jsonl(args.files, args.output, args.workers, engine_config(args))
         return 0
-    res = run_engine(args.files)
+    res = run_engine(args.files, engine_config(args))
     if args.format == "json":
         write_text(json.dumps(result_dict(res), indent=1) + "\n", args.output)
     else:

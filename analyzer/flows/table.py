@@ -633,14 +633,32 @@ class FlowTable:
         held.append(pkt)
         if len(held) < _JUMP_PACKETS:
             return
-        # Confirmed: the capture went back in time. Start afresh, then replay.
+        # Confirmed: the capture went back in time. Start afresh, then replay;
+        # but a TCP connection whose first held packet is no opening SYN is
+        # that same connection across a clock step: ending it would split it
+        # in two, the first half a false no_response. It is kept, its timer
+        # re-armed from the new clock. (A SYN again is another connection on
+        # the same ports, as in two copies of a capture appended.)
         self.weird["time_went_backwards"] += 1
+        keys = self._keys
+        continued: dict[int, _Flow] = {}
+        opened: set[int] = set()
+        for p in held:
+            entry = keys.get((p.src, p.sport, p.dst, p.dport, p.proto)) if p.proto == PROTO_TCP else None
+            if entry is not None and entry[0].serial not in opened:
+                opened.add(entry[0].serial)
+                if p.tcp_flags & (SYN | ACK) != SYN:
+                    continued[entry[0].serial] = entry[0]
         for flow in list(self._live.values()):
-            self._finish(flow, EndReason.TIME_JUMP, out)
+            if flow.serial not in continued:
+                self._finish(flow, EndReason.TIME_JUMP, out)
         self._heap.clear()
         self._next_timer = _INF
         self._clock = max(p.ts for p in held)
         self._release_held(out)
+        for flow in continued.values():
+            if flow.alive:
+                self._push(flow, self._deadline(flow))
 
     def _release_held(self, out: list[FlowRecord]) -> None:
         held, self._held = self._held, []

@@ -40,11 +40,21 @@ SEVERITY_STYLES = {"error": "bold red", "warning": "bold yellow", "info": "bold 
 
 # ---------------------------------------------------------------- plain-text helpers (unescaped)
 
+def _utc(ts: float) -> datetime | None:
+    """Epoch seconds as a UTC datetime; None for a time no datetime holds (or not a number)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+
+
 def format_ts(ts: float | None, *, date: bool = True) -> str:
-    """Epoch seconds as UTC with milliseconds; '?' when unknown."""
+    """Epoch seconds as UTC with milliseconds; '?' when unknown, 'time out of range' when unprintable."""
     if ts is None:
         return "?"
-    dt = datetime.fromtimestamp(ts, UTC)
+    dt = _utc(ts)
+    if dt is None:
+        return "time out of range"
     text = dt.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
     return f"{text}.{dt.microsecond // 1000:03d}"
 
@@ -53,8 +63,9 @@ def iso_ts(ts: float | None) -> str | None:
     """ISO 8601 UTC with microseconds, as Suricata EVE writes timestamps."""
     if ts is None:
         return None
-    if ts < 0:
-        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+    if not 0 <= ts < 253402300800:  # before 1970, past 9999, NaN: the slow way, None if unprintable
+        dt = _utc(ts)
+        return None if dt is None else dt.isoformat(timespec="microseconds")
     # Every flow and DNS line has one: the date-time part is shared by the records of a
     # second. Rounding as datetime.fromtimestamp does (fraction * 1e6, half to even).
     sec = int(ts)
@@ -91,7 +102,10 @@ def capture_line(capture: Mapping[str, Any]) -> str:
     if capture.get("bytes") is not None:
         parts.append(count(int(capture["bytes"]), "byte"))
     if first is not None and last is not None:
-        parts.append(f"{format_ts(first)} to {format_ts(last, date=False)} UTC ({last - first:.1f} s)")
+        if last >= first:
+            parts.append(f"{format_ts(first)} to {format_ts(last, date=False)} UTC ({last - first:.1f} s)")
+        else:  # the clock went back: no negative duration
+            parts.append(f"{format_ts(first)} to {format_ts(last)} UTC (the clock went back)")
     if capture.get("truncated"):
         parts.append("truncated: the file ends inside a record")
     if capture.get("dropped"):
