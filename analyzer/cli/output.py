@@ -23,7 +23,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NoReturn, TextIO, cast
 
 from analyzer.errors import AnalyzerError
 
@@ -60,11 +60,54 @@ def stdout_errors() -> Iterator[TextIO]:
         raise AnalyzerError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
+class _Guarded:
+    """A binary output whose write errors are one AnalyzerError line naming it.
+
+    Only the output's own errors: an OSError from reading input in the same
+    block stays what it is.
+    """
+
+    def __init__(self, raw: BinaryIO, name: str, stdout: bool = False) -> None:
+        self._raw = raw
+        self._name = name
+        self._stdout = stdout
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        if self._stdout:
+            _silence_stdout()
+        raise AnalyzerError(f"cannot write {self._name}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._raw.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self._fail(exc)
+
+    def flush(self) -> None:
+        try:
+            self._raw.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self._fail(exc)
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+
+def _discard(fh: BinaryIO, tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        fh.close()
+    tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], mode: int = REPORT_MODE) -> Iterator[BinaryIO]:
     """A new binary file that becomes `path` when the block ends without an exception; else nothing changes.
 
-    OSError (here or in the block) becomes one AnalyzerError line.
+    Opening, finishing and renaming errors become one AnalyzerError line; the block's own exceptions pass.
     """
     target = Path(path)
     try:
@@ -78,33 +121,49 @@ def atomic_file(path: str | os.PathLike[str], mode: int = REPORT_MODE) -> Iterat
             raise AnalyzerError(f"cannot write {path}: it is a directory")
         yield from _special(target)
         return
-    if st is not None and not os.path.islink(target):
+    replacing = st is not None and not os.path.islink(target)
+    if replacing:
+        assert st is not None
         mode = stat.S_IMODE(st.st_mode)  # replacing a file: it keeps its permissions
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
         raise AnalyzerError(f"cannot write {path}: {exc.strerror}") from None
+    fh = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if st is not None and not os.path.islink(target):
-                os.fchmod(fh.fileno(), mode)  # exactly the old bits, whatever the umask
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        if replacing:
+            os.fchmod(fd, mode)  # exactly the old bits, whatever the umask
+        yield fh
+    except BaseException:  # the block's own error (a render bug, Ctrl-C, input unreadable): passed on as it is
+        _discard(fh, tmp)
+        raise
+    try:
+        fh.flush()
+        os.fsync(fd)
+        fh.close()
         os.replace(tmp, target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(fh, tmp)
         raise AnalyzerError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(fh, tmp)
         raise
 
 
 def _special(target: Path) -> Iterator[BinaryIO]:
     try:
-        with open(target, "wb") as fh:
-            yield fh
+        fh = open(target, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise AnalyzerError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        yield fh
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fh.close()
+        raise
+    try:
+        fh.close()
     except OSError as exc:
         raise AnalyzerError(f"cannot write {target}: {exc.strerror or exc}") from None
 
@@ -113,13 +172,15 @@ def _special(target: Path) -> Iterator[BinaryIO]:
 def open_binary_output(path: str | None) -> Iterator[BinaryIO]:
     """A buffered binary stream to stdout or to the file given with -o, for output written as it is made."""
     if _is_stdout(path):
-        with stdout_errors() as out:
-            yield out.buffer
-            out.buffer.flush()
+        if sys.stdout is None:
+            raise AnalyzerError("cannot write to standard output: it is closed")
+        out = _Guarded(sys.stdout.buffer, "to standard output", stdout=True)
+        yield cast(BinaryIO, out)
+        out.flush()
         return
     assert path is not None
     with atomic_file(path) as fh:
-        yield fh
+        yield cast(BinaryIO, _Guarded(fh, path))
 
 
 def write_text(text: str, path: str | None) -> None:
