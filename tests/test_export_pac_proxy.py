@@ -71,7 +71,8 @@ def test_the_injection_is_refused_by_the_cli_with_one_line() -> None:
     ("PROXY proxy.corp.example:3128", "PROXY proxy.corp.example:3128"),
     ("DIRECT", "DIRECT"),
     ("proxy 10.0.0.1:8080 ;  DIRECT", "PROXY 10.0.0.1:8080; DIRECT"),
-    ("PROXY [2001:db8::1]:3128; SOCKS5 127.0.0.1:1080; DIRECT", "PROXY [2001:db8::1]:3128; SOCKS5 127.0.0.1:1080; DIRECT"),
+    ("PROXY [2001:db8::1]:3128; SOCKS5 127.0.0.1:1080; DIRECT",
+     "PROXY [2001:db8::1]:3128; SOCKS5 127.0.0.1:1080; DIRECT"),
     ("HTTPS secure-proxy.example:443; HTTP p_2.example:80; SOCKS s.example:1080; SOCKS4 s4.example:1080",
      "HTTPS secure-proxy.example:443; HTTP p_2.example:80; SOCKS s.example:1080; SOCKS4 s4.example:1080"),
 ])

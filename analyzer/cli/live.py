@@ -35,8 +35,10 @@ def register(sub: Any) -> None:
     p.add_argument("--report-every", type=float, default=2.0, metavar="S",
                    help="refresh the view, judge finished flows and bound memory every S seconds (default 2)")
     p.add_argument("--write", metavar="FILE", help="keep what was analysed as pcapng (rotated by size)")
-    p.add_argument("--write-mb", type=int_range(1, 1 << 20), default=256, metavar="MB", help="rotate --write files at MB (default 256)")
-    p.add_argument("--write-keep", type=int_range(1, 1_000_000), metavar="N", help="keep only the newest N --write files")
+    p.add_argument("--write-mb", type=int_range(1, 1 << 20), default=256, metavar="MB",
+                   help="rotate --write files at MB (default 256)")
+    p.add_argument("--write-keep", type=int_range(1, 1_000_000), metavar="N",
+                   help="keep only the newest N --write files")
     p.add_argument("--format", choices=FORMATS, default="table", help="final report format (default table)")
     p.add_argument("-o", "--output", metavar="PATH", help="write the final report to PATH instead of stdout")
     add_layout_options(p)
