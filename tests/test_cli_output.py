@@ -169,3 +169,19 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("fmt", ("table", "json", "jsonl"))
+def test_live_reports_on_a_full_disk_or_a_closed_stdout(fmt: str, tmp_path: Path) -> None:
+    pytest.importorskip("pcapy", reason="pcapy-ng not installed (pip install 'apple-net-analyzer[live]')")
+    one_error_line(cli("live", "--replay", str(SAMPLE), "--format", fmt, "-o", "/dev/full"),
+                   "cannot write /dev/full: No space left on device")
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "live", "--replay", str(SAMPLE), "--format", fmt],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, timeout=120,
+                          preexec_fn=lambda: os.close(1))
+    # Refused before the capture starts, not after it.
+    assert proc.returncode == 2 and proc.stderr == "apple-net: error: cannot write to standard output: it is closed\n"
+    out = tmp_path / "live.json"
+    out.write_text("previous\n")
+    assert cli("live", "--replay", str(SAMPLE), "--format", fmt, "-o", str(out)).returncode == 0
+    assert out.read_text() != "previous\n" and leftovers(tmp_path) == []

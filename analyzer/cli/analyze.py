@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.catalogue import EDITIONS
-from analyzer.cli.output import open_binary_output, stdout_errors, write_text
+from analyzer.cli.output import open_binary_output, require_stdout, stdout_errors, write_text
 from analyzer.errors import AnalyzerError
 
 FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
@@ -135,6 +135,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for f in args.files:
         if not Path(f).exists():
             raise AnalyzerError(f"{f}: no such file")
+    require_stdout(args.output)
     # Rendering happens while every flow is still alive: keep the collector relaxed (see relaxed_gc).
     with relaxed_gc():
         with progress_bar(args.files) as progress:

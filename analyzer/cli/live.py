@@ -76,6 +76,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise AnalyzerError("--head-segments must be >= 0")
     if args.report_every <= 0:
         raise AnalyzerError("--report-every must be > 0")
+    from analyzer.cli.output import require_stdout
+
+    require_stdout(args.output)  # before the capture, not after it
     spec = resolve_filter(args.bpf, args.bpf_also)
     catalogue = load_catalogue(args.signatures, edition=args.edition)
     source: LiveSource
@@ -104,7 +107,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     if not args.replay:
         print(f"apple-net live: capturing on {source.iface} ({source.backend}, filter: {spec.origin}); "
               "Ctrl-C ends it with the report", file=sys.stderr, flush=True)
-    view = LiveView(enabled=sys.stdout.isatty() and not args.replay)
+    view = LiveView(enabled=sys.stdout is not None and sys.stdout.isatty() and not args.replay)
 
     def tick(st: Any) -> None:
         if view.enabled:

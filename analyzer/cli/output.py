@@ -44,6 +44,12 @@ def _silence_stdout() -> None:
         pass
 
 
+def require_stdout(path: str | None) -> None:
+    """Before a long analysis: refuse at once when the output is stdout and stdout is closed."""
+    if _is_stdout(path) and sys.stdout is None:
+        raise AnalyzerError("cannot write to standard output: it is closed")
+
+
 @contextlib.contextmanager
 def stdout_errors() -> Iterator[TextIO]:
     """sys.stdout, with a closed or failing stdout turned into one AnalyzerError line."""
