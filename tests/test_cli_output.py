@@ -185,3 +185,14 @@ def test_live_reports_on_a_full_disk_or_a_closed_stdout(fmt: str, tmp_path: Path
     out.write_text("previous\n")
     assert cli("live", "--replay", str(SAMPLE), "--format", fmt, "-o", str(out)).returncode == 0
     assert out.read_text() != "previous\n" and leftovers(tmp_path) == []
+
+
+def test_dev_stdout_is_written_through_not_renamed_over(tmp_path: Path) -> None:
+    # /dev/stdout links to /proc/self/fd/1, here a regular file: renaming a temp file over it would replace the
+    # /dev/stdout link itself. It is written as it is.
+    before = os.readlink("/dev/stdout")
+    with open(tmp_path / "out.json", "w") as fh:
+        proc = cli("analyze", str(SAMPLE), "--format", "json", "-o", "/dev/stdout", stdout=fh)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.json").read_text().startswith("{") and os.readlink("/dev/stdout") == before
+    assert not [p for p in Path("/dev").iterdir() if p.name.endswith(".tmp")]

@@ -5,8 +5,9 @@ it only when everything was written. Ctrl-C, a render error or a full disk
 leave the previous file as it was and no temporary file behind. The rename
 replaces a symlink at PATH rather than writing through it, and the temporary
 file is created with O_EXCL|O_NOFOLLOW, so a planted link is never followed.
-Special files (/dev/full, a FIFO, /dev/stdout) cannot be renamed into: they
-are written directly.
+Special files (/dev/full, a FIFO, anything under /dev or /proc, such as
+/dev/stdout) cannot be renamed into: they are written directly; a block
+device is refused.
 
 A new report is 0644 (less the umask): it holds names and verdicts, not
 payload; an existing file keeps its permission bits. Any failure to write
@@ -122,9 +123,13 @@ def atomic_file(path: str | os.PathLike[str], mode: int = REPORT_MODE) -> Iterat
         st = None
     except OSError as exc:
         raise AnalyzerError(f"cannot write {path}: {exc.strerror}") from None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        if stat.S_ISDIR(st.st_mode):
-            raise AnalyzerError(f"cannot write {path}: it is a directory")
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise AnalyzerError(f"cannot write {path}: it is a directory")
+    if st is not None and stat.S_ISBLK(st.st_mode):  # a disk: never a report's place, whatever linked to it
+        raise AnalyzerError(f"cannot write {path}: it is a block device")
+    if (st is not None and not stat.S_ISREG(st.st_mode)) or _in_dev_or_proc(target):
+        # /dev/full, a FIFO, /dev/stdout (-> /proc/self/fd/1, perhaps a file): written as they are, since
+        # renaming over them would replace the device node or the link, not write to what they stand for.
         yield from _special(target)
         return
     replacing = st is not None and not os.path.islink(target)
@@ -155,6 +160,10 @@ def atomic_file(path: str | os.PathLike[str], mode: int = REPORT_MODE) -> Iterat
     except BaseException:
         _discard(fh, tmp)
         raise
+
+
+def _in_dev_or_proc(target: Path) -> bool:
+    return any(str(p).startswith(("/dev/", "/proc/")) for p in (target.absolute(), Path(os.path.realpath(target))))
 
 
 def _special(target: Path) -> Iterator[BinaryIO]:
