@@ -231,11 +231,67 @@ _CHANGE_TEXT = {Change.WORSE: "WORSE", Change.BETTER: "better", Change.CHANGED: 
                 Change.NEWLY_SEEN: "newly seen", Change.NO_LONGER_SEEN: "no longer seen", Change.SAME: "same"}
 
 
+class ReportError(ValueError):
+    """A report dict (a saved JSON report, say) that does not have the shape compare reads."""
+
+
+_MAX_COUNT = 2**63  # counts beyond this are no capture's
+
+
+def _want(ok: bool, where: str, what: str) -> None:
+    if not ok:
+        raise ReportError(f"{where} must be {what}")
+
+
+def _optional_text(value: Any, where: str) -> None:
+    _want(value is None or isinstance(value, str), where, "a string or null")
+
+
+def _counts(value: Any, where: str) -> None:
+    if value is None:
+        return
+    _want(isinstance(value, Mapping), where, "an object of counts")
+    for k, n in value.items():
+        _want(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < _MAX_COUNT, f"{where}.{k}",
+              "a count (a whole number from 0 to 2^63)")
+
+
+def _list_of_objects(value: Any, where: str) -> Sequence[Mapping[str, Any]]:
+    if value is None:
+        return []
+    _want(isinstance(value, list) and all(isinstance(x, Mapping) for x in value), where, "a list of objects")
+    return value  # type: ignore[no-any-return]
+
+
+def check_report(report: Any) -> Mapping[str, Any]:
+    """`report` if every field compare reads has the type the report schema gives it, else ReportError.
+
+    Only those fields: an older or newer report with more or fewer others compares fine.
+    """
+    _want(isinstance(report, Mapping), "the report", "a JSON object")
+    summary = report.get("summary")
+    if summary is not None:
+        _want(isinstance(summary, Mapping), "summary", "an object")
+        _optional_text(summary.get("headline"), "summary.headline")
+        _counts(summary.get("services_by_status"), "summary.services_by_status")
+    for n, c in enumerate(_list_of_objects(report.get("captures"), "captures")):
+        _optional_text(c.get("source"), f"captures[{n}].source")
+    for n, sv in enumerate(_list_of_objects(report.get("services"), "services")):
+        _want(isinstance(sv.get("id"), str), f"services[{n}].id", "a string")
+        for key in ("status", "host", "section", "section_en", "advice"):
+            _optional_text(sv.get(key), f"services[{n}].{key}")
+        _counts(sv.get("by_verdict"), f"services[{n}].by_verdict")
+    for n, f in enumerate(_list_of_objects(report.get("findings"), "findings")):
+        for key in ("kind", "service", "message", "severity", "wireshark_filter"):
+            _optional_text(f.get(key), f"findings[{n}].{key}")
+    return report
+
+
 def _report(source: Analysis | Mapping[str, Any]) -> Mapping[str, Any]:
     report = getattr(source, "report", source)
     if not isinstance(report, Mapping):
         raise TypeError(f"expected an Analysis or its report dict, got {type(source).__name__}")
-    return report
+    return check_report(report)
 
 
 def _side(report: Mapping[str, Any]) -> Side:

@@ -84,7 +84,11 @@ def test_worker_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["flows", str(tmp_path / "missing.pcap"), "--format", "jsonl", "-j", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("apple-net: error: cannot open") and err.count("\n") == 1
-    assert main(["flows", str(SAMPLE), "--format", "jsonl", "-j", "0"]) == 2
+    # -j is checked by argparse now (bounds, ulimit -n): its usage error, exit 2.
+    with pytest.raises(SystemExit) as exited:
+        main(["flows", str(SAMPLE), "--format", "jsonl", "-j", "0"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("argument -j/--workers: 0 is not in 1..64")
 
 
 @pytest.mark.parametrize("text", ["plain", "caf\u00e9", "line\u2028break", "lone \udc80 surrogate", "\x1b[31m"])

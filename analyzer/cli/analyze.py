@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from analyzer.capture.reader import STDIN
 from analyzer.catalogue import EDITIONS
-from analyzer.cli.output import open_binary_output, write_text
+from analyzer.cli.output import open_binary_output, require_stdout, stdout_errors, write_text
 from analyzer.errors import AnalyzerError
 
 FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
@@ -80,13 +81,12 @@ def write_report(report: dict[str, Any], fmt: str, output: str | None, *, show_n
     from analyzer.report.terminal_report import render_terminal
 
     if output and output != "-":
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                render_terminal(report, fh, color=False, show_not_seen=show_not_seen, wide=wide)
-        except OSError as exc:
-            raise AnalyzerError(f"cannot write {output}: {exc.strerror}") from None
+        buf = io.StringIO()
+        render_terminal(report, buf, color=False, show_not_seen=show_not_seen, wide=wide)
+        write_text(buf.getvalue(), output)  # atomically: a render error leaves the previous file
     else:
-        render_terminal(report, sys.stdout, show_not_seen=show_not_seen, wide=wide)
+        with stdout_errors() as out:
+            render_terminal(report, out, show_not_seen=show_not_seen, wide=wide)
 
 
 def renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
@@ -173,6 +173,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for f in args.files:
         if f != STDIN and not Path(f).exists():
             raise AnalyzerError(f"{f}: no such file")
+    require_stdout(args.output)
     # Rendering happens while every flow is still alive: keep the collector relaxed (see relaxed_gc).
     with relaxed_gc():
         with progress_bar(args.files) as progress:

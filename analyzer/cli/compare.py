@@ -37,13 +37,20 @@ def _load(path: str, args: argparse.Namespace) -> dict[str, Any]:
     with p.open("rb") as fh:
         head = fh.read(64).lstrip()
     if head.startswith(b"{"):
+        from analyzer.compare import check_report
+
         try:
             report = json.loads(p.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:
+            raise AnalyzerError(f"{path}: not a JSON report (nested too deeply)") from None
+        except ValueError as exc:  # also UnicodeDecodeError, and an integer too long to convert
             raise AnalyzerError(f"{path}: not a JSON report ({exc})") from None
         if not isinstance(report, dict) or "services" not in report or "findings" not in report:
             raise AnalyzerError(f"{path}: JSON, but not an apple-net report (no services/findings)")
-        return report
+        try:
+            return dict(check_report(report))
+        except ValueError as exc:
+            raise AnalyzerError(f"{path}: not an apple-net report: {exc}") from None
     from analyzer.analysis import analyze
 
     return analyze(path, edition=args.edition, signatures=args.signatures).report

@@ -11,6 +11,7 @@ from typing import Any
 
 from analyzer.capture.reader import STDIN
 from analyzer.cli.analyze import add_max_bytes, check_inputs, engine_config
+from analyzer.cli.options import workers
 from analyzer.cli.output import open_binary_output, write_text
 from analyzer.dnsmap import DNSTransaction
 from analyzer.engine import EngineConfig, EngineResult, run_engine
@@ -29,7 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="pcap, pcapng or .gz captures; - for standard input")
     p.add_argument("--format", choices=("table", "json", "jsonl"), default="table")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
-    p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
+    p.add_argument("-j", "--workers", type=workers, default=1, metavar="N",
                    help="with --format jsonl: split the flows across N processes (each reads the whole "
                    "capture; flows then come in no fixed order). Default 1")
     add_max_bytes(p)

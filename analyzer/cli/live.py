@@ -9,6 +9,7 @@ from typing import Any
 
 from analyzer.catalogue import EDITIONS
 from analyzer.cli.analyze import add_layout_options
+from analyzer.cli.options import int_range
 from analyzer.errors import AnalyzerError
 
 FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
@@ -35,20 +36,22 @@ def register(sub: Any) -> None:
     p.add_argument("--report-every", type=float, default=2.0, metavar="S",
                    help="refresh the view, judge finished flows and bound memory every S seconds (default 2)")
     p.add_argument("--write", metavar="FILE", help="keep what was analysed as pcapng (rotated by size)")
-    p.add_argument("--write-mb", type=int, default=256, metavar="MB", help="rotate --write files at MB (default 256)")
-    p.add_argument("--write-keep", type=int, metavar="N", help="keep only the newest N --write files")
+    p.add_argument("--write-mb", type=int_range(1, 1 << 20), default=256, metavar="MB",
+                   help="rotate --write files at MB (default 256)")
+    p.add_argument("--write-keep", type=int_range(1, 1_000_000), metavar="N",
+                   help="keep only the newest N --write files")
     p.add_argument("--format", choices=FORMATS, default="table", help="final report format (default table)")
     p.add_argument("-o", "--output", metavar="PATH", help="write the final report to PATH instead of stdout")
     add_layout_options(p)
     p.add_argument("--backend", choices=("auto", "pcapy", "scapy"), default="auto",
                    help="capture library (default: pcapy-ng if installed, else scapy)")
-    p.add_argument("--buffer-mb", type=int, default=128, metavar="MB",
+    p.add_argument("--buffer-mb", type=int_range(1, 1 << 16), default=128, metavar="MB",
                    help="kernel capture buffer: absorbs bursts while flows are judged (default 128)")
     p.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     p.add_argument("-Z", "--relinquish-privileges", dest="user", metavar="USER",
                    help="once the interface is open, continue as USER (as tcpdump -Z); default: the user who ran "
                    "sudo, else nobody; `-Z root` keeps root. With --replay: only when given")
-    p.add_argument("--max-flows", type=int, default=100_000, metavar="N",
+    p.add_argument("--max-flows", type=int_range(4, 100_000_000), default=100_000, metavar="N",
                    help="finished flows kept in full; older ones are rolled up into counts (default 100000)")
     p.add_argument("--edition", choices=EDITIONS, default="current", help="edition of Apple's article (default current)")
     p.add_argument("--signatures", metavar="DIR", help="use this signatures directory instead of the packaged one")
@@ -77,6 +80,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise AnalyzerError("--head-segments must be >= 0")
     if args.report_every <= 0:
         raise AnalyzerError("--report-every must be > 0")
+    from analyzer.cli.output import require_stdout
+
+    require_stdout(args.output)  # before the capture, not after it
     spec = resolve_filter(args.bpf, args.bpf_also)
     catalogue = load_catalogue(args.signatures, edition=args.edition)
     source: LiveSource
@@ -106,7 +112,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     if not args.replay:
         print(f"apple-net live: capturing on {source.iface} ({source.backend}, filter: {spec.origin}); "
               "Ctrl-C ends it with the report", file=sys.stderr, flush=True)
-    view = LiveView(enabled=sys.stdout.isatty() and not args.replay)
+    view = LiveView(enabled=sys.stdout is not None and sys.stdout.isatty() and not args.replay)
 
     def tick(st: Any) -> None:
         if view.enabled:

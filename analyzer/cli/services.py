@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from analyzer.catalogue import EDITIONS, Catalogue, Matcher, load_catalogue
-from analyzer.catalogue.export import EXPORTERS, FORMATS, export_csv, export_json
+from analyzer.catalogue.export import EXPORTERS, FORMATS, export_csv, export_json, pac_return_value
 from analyzer.catalogue.model import Entry, Proxy
 from analyzer.cli.output import write_text
 from analyzer.errors import AnalyzerError
@@ -59,10 +59,19 @@ def register(sub: Any) -> None:
     ex.add_argument("--format", choices=FORMATS, required=True)
     ex.add_argument("--include-guidance", action="store_true",
                     help="also include the firewall guidance (*.apple.com, 17.0.0.0/8)")
-    ex.add_argument("--proxy", default=None, metavar="'PROXY host:port'",
-                    help="PAC only: what non-Apple hosts get (default: a placeholder to replace)")
+    ex.add_argument("--proxy", default=None, metavar="'PROXY host:port'", type=_pac_proxy,
+                    help="PAC only: what non-Apple hosts get, a PAC return value: DIRECT or PROXY|SOCKS|SOCKS4|"
+                    "SOCKS5|HTTP|HTTPS host:port, ';'-separated (default: a placeholder to replace)")
     ex.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
     ex.set_defaults(func=cmd_export)
+
+
+def _pac_proxy(value: str) -> str:
+    """--proxy goes into the PAC file's JavaScript: only what the PAC grammar allows gets there."""
+    try:
+        return pac_return_value(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _load(args: argparse.Namespace) -> Catalogue:

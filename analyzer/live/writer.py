@@ -11,6 +11,12 @@ opened: FILE, then FILE's stem with .1, .2, ... before the suffix
 files stay on disk; the older ones are deleted as new ones open, so the disk
 use is bounded (`keep * max_bytes`). Each file is a complete pcapng file.
 
+The files hold DNS names, SNI and the first data segments (plaintext HTTP,
+proxy credentials): each is created 0600, as a new temporary file beside its
+name (O_EXCL|O_NOFOLLOW: a planted symlink is never followed), and renamed to
+its name when it is closed or rotated. A name that already exists, a symlink
+included, is replaced, never written through; a reader never sees a half file.
+
 A live capture ends when it is stopped, not at its last packet; `close(end=)`
 records that moment in an interface statistics block (`isb_endtime`, with
 the kernel's `isb_filteraccept` and `isb_osdrop`) at the end of the last
@@ -24,6 +30,7 @@ read `incomplete` there.)
 from __future__ import annotations
 
 import os
+import secrets
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -34,6 +41,7 @@ from analyzer.errors import AnalyzerError
 __all__ = ["DEFAULT_ROTATE_BYTES", "PcapngWriter"]
 
 DEFAULT_ROTATE_BYTES = 256 << 20
+CAPTURE_MODE = 0o600
 
 _BT_SHB, _BT_IDB, _BT_EPB, _BT_ISB = 0x0A0D0D0A, 0x00000001, 0x00000006, 0x00000005
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
@@ -103,6 +111,7 @@ class PcapngWriter:
         self.deleted = 0
         self.packets = 0
         self._fh: BinaryIO | None = None
+        self._tmp: Path | None = None
         self._size = 0
         self._index = 0
         self._open()
@@ -116,12 +125,21 @@ class PcapngWriter:
 
     def _open(self) -> None:
         path = self._name(self._index)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
         try:
-            fh = open(path, "wb")  # noqa: SIM115 - closed in rotate()/close()
-            fh.write(self._header)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, CAPTURE_MODE)
         except OSError as exc:
             raise AnalyzerError(f"cannot write {path}: {exc.strerror}") from None
+        fh = os.fdopen(fd, "wb")  # closed in _finish()
+        try:
+            os.fchmod(fd, CAPTURE_MODE)  # whatever the umask
+            fh.write(self._header)
+        except OSError as exc:
+            fh.close()
+            tmp.unlink(missing_ok=True)
+            raise AnalyzerError(f"cannot write {path}: {exc.strerror}") from None
         self._fh = fh
+        self._tmp = tmp
         self._size = len(self._header)
         self.paths.append(path)
         if self.keep is not None:
@@ -129,6 +147,19 @@ class PcapngWriter:
                 old = self.paths.pop(0)
                 old.unlink(missing_ok=True)
                 self.deleted += 1
+
+    def _finish(self) -> None:
+        """Close the file being written and give it its name (replacing whatever had that name)."""
+        fh, tmp = self._fh, self._tmp
+        if fh is None or tmp is None:
+            return
+        self._fh = self._tmp = None
+        try:
+            fh.close()
+            os.replace(tmp, self.paths[-1])
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise AnalyzerError(f"cannot write {self.paths[-1]}: {exc.strerror}") from None
 
     def write(self, raw: RawPacket) -> None:
         fh = self._fh
@@ -143,15 +174,17 @@ class PcapngWriter:
             self.rotate()
             fh = self._fh
             assert fh is not None
-        fh.write(_EPB_HEAD.pack(_BT_EPB, length, 0, ticks >> 32, ticks & 0xFFFFFFFF, caplen, raw.wirelen))
-        fh.write(data)
-        fh.write(b"\0" * pad + struct.pack("<I", length))
+        try:
+            fh.write(_EPB_HEAD.pack(_BT_EPB, length, 0, ticks >> 32, ticks & 0xFFFFFFFF, caplen, raw.wirelen))
+            fh.write(data)
+            fh.write(b"\0" * pad + struct.pack("<I", length))
+        except OSError as exc:  # a full disk: one line, not a traceback from inside the capture loop
+            raise AnalyzerError(f"cannot write {self.paths[-1]}: {exc.strerror}") from None
         self._size += length
         self.packets += 1
 
     def rotate(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
+        self._finish()
         self._index += 1
         self._open()
 
@@ -167,5 +200,4 @@ class PcapngWriter:
                 if end is not None:
                     self._fh.write(_statistics(end, accepted, dropped))
             finally:
-                self._fh.close()
-                self._fh = None
+                self._finish()
