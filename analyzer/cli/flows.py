@@ -6,9 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from analyzer.cli.analyze import MAX_MEMORY_HELP, memory_mb
 from analyzer.cli.output import open_binary_output, write_text
 from analyzer.dnsmap import DNSTransaction
-from analyzer.engine import EngineResult, run_engine
+from analyzer.engine import EngineResult, run_engine, set_memory_limit
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
 from analyzer.parallel import can_fork, stream_lines, write_records
@@ -27,6 +28,7 @@ def register(sub: Any) -> None:
     p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
                    help="with --format jsonl: split the flows across N processes (each reads the whole "
                    "capture; flows then come in no fixed order). Default 1")
+    p.add_argument("--max-memory", type=memory_mb, metavar="MB", help=MAX_MEMORY_HELP)
     p.set_defaults(func=cmd_flows)
 
 
@@ -97,6 +99,7 @@ def _table(res: EngineResult) -> str:
 def cmd_flows(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise AnalyzerError("--workers must be at least 1")
+    set_memory_limit(args.max_memory)
     if args.format == "jsonl":
         _stream_jsonl(args.files, args.output, args.workers)
         return 0

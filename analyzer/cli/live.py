@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from analyzer.catalogue import EDITIONS
-from analyzer.cli.analyze import add_layout_options
+from analyzer.cli.analyze import MAX_MEMORY_HELP, add_layout_options, memory_mb
 from analyzer.errors import AnalyzerError
 
 FORMATS = ("table", "json", "jsonl", "md", "csv", "html")
@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
     p.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     p.add_argument("--max-flows", type=int, default=100_000, metavar="N",
                    help="finished flows kept in full; older ones are rolled up into counts (default 100000)")
+    p.add_argument("--max-memory", type=memory_mb, metavar="MB", help=MAX_MEMORY_HELP)
     p.add_argument("--edition", choices=EDITIONS, default="current", help="edition of Apple's article (default current)")
     p.add_argument("--signatures", metavar="DIR", help="use this signatures directory instead of the packaged one")
     p.set_defaults(func=cmd_live)
@@ -73,6 +74,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise AnalyzerError("--head-segments must be >= 0")
     if args.report_every <= 0:
         raise AnalyzerError("--report-every must be > 0")
+    from analyzer.engine import set_memory_limit
+
+    set_memory_limit(args.max_memory)
     spec = resolve_filter(args.bpf, args.bpf_also)
     catalogue = load_catalogue(args.signatures, edition=args.edition)
     source: LiveSource
@@ -93,6 +97,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                               head_segments=args.head_segments if args.head_segments is not None
                               else DEFAULT_HEAD_SEGMENTS, max_flows=args.max_flows, max_dns=args.max_flows,
                               extra_keep=extra)
+        session.engine.on_stop = session.stop  # out of memory: end the capture, report what was read
     except BaseException:
         source.close()
         if writer is not None:
