@@ -153,6 +153,7 @@ class Engine:
         self.max_memory_mb = limit
         self._check_in = MEMORY_CHECK_EVERY if limit is not None else 1 << 62
         self.stopped: str | None = None
+        self._stop_weird: Counter[str] = Counter()
         """Why reading stopped before the end (memory), else None: the results are then partial."""
         self.on_stop: Callable[[str], None] | None = None
         """Called once with the reason when reading stops (a live session ends its loop)."""
@@ -179,6 +180,7 @@ class Engine:
             self._reserve = None
         self.stopped = why
         self.weird[weird] += 1
+        self._stop_weird = Counter({weird: 1})  # also in the weirds of the capture being read
         packets = self.table.packets
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(f"apple-net: stopped reading after {packets} packets: {why}; "
@@ -369,6 +371,7 @@ class Engine:
         feed = self.feed
         n = 0
         self._process_info = False
+        reading = self.stopped is None
         try:
             if self._shard is not None and reader.format == "pcap":
                 first_ts, last_ts = self._read_shard(reader, progress, total)
@@ -397,7 +400,8 @@ class Engine:
             link_types=tuple(reader.link_types),
             truncated=bool(reader.truncated),
             dropped=None,
-            weird=tuple(sorted(reader.weird.items())),
+            weird=tuple(sorted((reader.weird + self._stop_weird).items() if reading and self.stopped
+                               else reader.weird.items())),
             on_device="pktap" in reader.link_types or self._process_info,
         )
         if self._counts_frames:
