@@ -194,3 +194,22 @@ def test_memory_error_stops_reading_and_keeps_the_flows_read(scans: dict[int, Pa
     err = capsys.readouterr().err.splitlines()
     assert err == ["apple-net: stopped reading after 100 packets: out of memory (MemoryError); "
                    "the report covers what was read"]
+
+
+def test_fragment_table_is_bounded_by_bytes() -> None:
+    """Many large unfinished datagrams: the oldest go once their bytes pass max_bytes (a counted weird)."""
+    from collections import Counter
+
+    from analyzer.capture.ipfrag import FragmentTable
+
+    weird: Counter[str] = Counter()
+    table: FragmentTable[int] = FragmentTable(max_datagrams=4096, max_bytes=1 << 20)
+    for i in range(200):  # each: its last 8 KiB only, so it never completes and holds 64 KiB of buffer (under max_size)
+        assert table.add(i, 57336, False, b"x" * 8192, float(i) / 1000, i, weird) is None
+        assert table.held <= (1 << 20) + 65536
+    assert len(table) <= 17
+    assert weird["ip_fragment_table_full"] == 200 - len(table)
+    # The newest datagram still completes.
+    done = table.add(199, 0, True, b"y" * 57336, 0.5, 199, weird)
+    assert done is not None and done[0] == 199 and len(done[1]) == 65528
+    assert table.held == sum(len(d.buf) for d in table._pending.values())
