@@ -213,3 +213,35 @@ def test_fragment_table_is_bounded_by_bytes() -> None:
     done = table.add(199, 0, True, b"y" * 57336, 0.5, 199, weird)
     assert done is not None and done[0] == 199 and len(done[1]) == 65528
     assert table.held == sum(len(d.buf) for d in table._pending.values())
+
+
+def test_reassembly_budget_bounds_floors_and_pending_bytes() -> None:
+    """Floors are granted only under the hard bound; out-of-order bytes count against the budget."""
+    from analyzer.flows.reassembly import ReassemblyBudget, StreamReassembler
+
+    budget = ReassemblyBudget(limit=1000, floor=500)
+    assert budget.hard == 2000
+    streams = [StreamReassembler(4096, budget=budget) for _ in range(10)]
+    for r in streams:
+        r.data(0, b"a" * 400, 0.0)  # within each floor: the first five get it all
+        assert budget.used <= budget.hard
+    assert [r.stored for r in streams[:5]] == [400] * 5
+    assert budget.used == 2000 and all(r.cut_by_budget for r in streams[5:])
+    for r in streams:
+        r.release()
+    assert budget.used == 0
+
+    # Bytes waiting beyond a hole are held in the budget, then handed to the prefix.
+    r = StreamReassembler(4096, budget=budget)
+    r.data(100, b"b" * 300, 0.0)
+    assert budget.used == 300 and r.stored == 0
+    r.data(0, b"c" * 100, 0.1)
+    assert r.stored == 400 and budget.used == 400
+    other = StreamReassembler(4096, budget=budget)
+    other.data(10, b"d" * 1700, 0.2)  # past the hard bound: kept as a range without its bytes
+    assert budget.used == 400
+    other.data(0, b"e" * 10, 0.3)
+    assert other.stored == 10 and other.cut_by_budget and not other.cut_by_cap
+    r.release()
+    other.release()
+    assert budget.used == 0
