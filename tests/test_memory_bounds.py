@@ -245,3 +245,21 @@ def test_reassembly_budget_bounds_floors_and_pending_bytes() -> None:
     r.release()
     other.release()
     assert budget.used == 0
+
+
+def test_segment_entries_stop_at_the_budgets_hard_bound() -> None:
+    """One-byte segments would cost ~100x their bytes in (offset, time) entries: they count too."""
+    from analyzer.flows.reassembly import SEGMENT_COST, ReassemblyBudget, StreamReassembler
+
+    budget = ReassemblyBudget(limit=6000, floor=100)
+    streams = [StreamReassembler(4096, max_segments=4096, budget=budget) for _ in range(4)]
+    for r in streams:
+        for off in range(1000):
+            r.data(off, b"z", off / 1000)
+    assert budget.segment_bytes <= budget.hard  # 4000 entries would cost 480 000
+    assert budget.segment_bytes == SEGMENT_COST * sum(len(r.segments or ()) for r in streams)
+    assert all(r.stored == 1000 for r in streams)  # the bytes themselves are within the budget
+    assert all(r.segments_truncated for r in streams)
+    for r in streams:
+        r.release()
+    assert budget.used == 0 and budget.segment_bytes == 0

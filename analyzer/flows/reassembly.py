@@ -61,6 +61,10 @@ class _Piece:
         self.ts = ts
 
 
+SEGMENT_COST = 120
+"""Bytes one (offset, time) entry of `StreamReassembler.segments` takes (tuple, int, float, list slot)."""
+
+
 def _start(piece: _Piece) -> int:
     return piece.start
 
@@ -76,7 +80,7 @@ class ReassemblyBudget:
     total is under `limit`.
     """
 
-    __slots__ = ("floor", "hard", "limit", "refused", "used")
+    __slots__ = ("floor", "hard", "limit", "refused", "segment_bytes", "used")
 
     def __init__(self, limit: int, floor: int) -> None:
         self.limit = limit
@@ -84,6 +88,9 @@ class ReassemblyBudget:
         self.hard = 2 * max(limit, floor)
         """Floors are granted only while the total stays under this: the table's true bound."""
         self.used = 0
+        self.segment_bytes = 0
+        """What the (offset, time) segment entries of all directions cost (`SEGMENT_COST` each):
+        entries stop being recorded (`segments_truncated`) once bytes and entries pass `hard`."""
         self.refused = 0
         """Directions cut short by the budget (not by their own cap)."""
 
@@ -216,6 +223,7 @@ class StreamReassembler:
         budget = self._budget
         if budget is not None:
             budget.used -= len(self._buf) + self._pending_held
+            budget.segment_bytes -= len(self.segments) * SEGMENT_COST if self.segments else 0
             self._pending_held = 0
             self._budget = None
         self._buf = bytearray()
@@ -293,10 +301,16 @@ class StreamReassembler:
                     if budget is not None:
                         budget.used += stored
                     segments = self.segments
-                    if segments is None:
+                    if budget is not None and budget.used + budget.segment_bytes >= budget.hard:
+                        self.segments_truncated = True  # tiny segments must not outgrow the bytes they time
+                    elif segments is None:
                         self.segments = [(nxt, ts)]
+                        if budget is not None:
+                            budget.segment_bytes += SEGMENT_COST
                     elif len(segments) < self._max_segments:
                         segments.append((nxt, ts))
+                        if budget is not None:
+                            budget.segment_bytes += SEGMENT_COST
                     else:
                         self.segments_truncated = True
             elif self._pending_cut:
