@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import mmap
 import os
+import resource
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +55,10 @@ class EngineConfig:
     max_bytes: int | None = None
     """Capture data (after gunzip) read from one file before reading stops with CaptureError
     (`--max-bytes`): a gzip bomb is refused instead of inflated to the end."""
+    max_memory_mb: int | None = None
+    """Stop reading once the process's resident memory passes this many MiB (checked every
+    `MEMORY_CHECK_EVERY` packets), and write the report of what was read. None: the
+    process-wide `set_memory_limit` value (the CLI's --max-memory), else no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,37 @@ class EngineResult:
     weird: Counter[str]
     neighbors: list[NeighborBinding] = field(default_factory=list)
     """IP -> Ethernet address bindings that ARP and NDP stated (`analyzer.neighbors`)."""
+
+
+MEMORY_CHECK_EVERY = 0x3FFF
+"""Packets between two looks at the resident memory (/proc/self/statm: a few microseconds)."""
+_RESERVE = 64 << 20
+"""Address space held back (untouched, so not resident) and given up when memory runs out,
+so that ending the flows and writing the report of what was read can still allocate."""
+_memory_limit_mb: int | None = None
+STOP_WEIRDS = {
+    "reading_stopped_max_memory": "reading stopped at the --max-memory limit: the report covers the packets before",
+    "reading_stopped_out_of_memory": "reading stopped on a MemoryError: the report covers the packets before",
+}
+"""The weirds that mark a partial report (`Engine.stopped` says why)."""
+
+
+def set_memory_limit(mb: int | None) -> None:
+    """The limit every engine made after this call uses unless its config sets one (the CLI's --max-memory)."""
+    global _memory_limit_mb
+    if mb is not None and mb < 1:
+        raise ValueError("the memory limit must be at least 1 MiB")
+    _memory_limit_mb = mb
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MiB now (Linux), else its peak so far."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * mmap.PAGESIZE / 1048576
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return peak / (1048576 if sys.platform == "darwin" else 1024)
 
 
 ProgressFn = Callable[[int, int], None]  # (bytes read so far, total bytes or 0)
@@ -114,10 +152,64 @@ class Engine:
         self._sink: FlowSink = self.flows.append if on_flow is None else on_flow
         self.weird: Counter[str] = Counter()
         self.captures: list[CaptureSummary] = []
+        limit = self.config.max_memory_mb if self.config.max_memory_mb is not None else _memory_limit_mb
+        self.max_memory_mb = limit
+        self._check_in = MEMORY_CHECK_EVERY if limit is not None else 1 << 62
+        self.stopped: str | None = None
+        self._stop_weird: Counter[str] = Counter()
+        """Why reading stopped before the end (memory), else None: the results are then partial."""
+        self.on_stop: Callable[[str], None] | None = None
+        """Called once with the reason when reading stops (a live session ends its loop)."""
+        self.unread = 0
+        """Packets given to `feed` after reading stopped, and not read."""
+        self._reserve: mmap.mmap | None = None
+        with contextlib.suppress(OSError, ValueError, MemoryError):
+            self._reserve = mmap.mmap(-1, _RESERVE)
+
+    # -- memory --------------------------------------------------------------
+    def _check_memory(self) -> None:
+        self._check_in = MEMORY_CHECK_EVERY
+        limit = self.max_memory_mb
+        if limit is not None and (rss := resident_mb()) > limit:
+            self._stop_reading("reading_stopped_max_memory",
+                               f"memory use reached {rss:.0f} MiB (--max-memory {limit})")
+
+    def _stop_reading(self, weird: str, why: str) -> None:
+        """Read no more packets; what was read still makes a report, which says it is partial."""
+        if self.stopped is not None:
+            return
+        if self._reserve is not None:
+            self._reserve.close()
+            self._reserve = None
+        self.stopped = why
+        self.weird[weird] += 1
+        self._stop_weird = Counter({weird: 1})  # also in the weirds of the capture being read
+        packets = self.table.packets
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"apple-net: stopped reading after {packets} packets: {why}; "
+                             "the report covers what was read\n")
+            sys.stderr.flush()
+        if self.on_stop is not None:
+            self.on_stop(why)
+
+    def _out_of_memory(self) -> None:
+        self._stop_reading("reading_stopped_out_of_memory", "out of memory (MemoryError)")
 
     # -- packets -------------------------------------------------------------
     def feed(self, raw: RawPacket, owned: bool = False) -> None:
         """One frame; `owned`: a sharded engine's caller knows the frame is this shard's."""
+        if self.stopped is not None:
+            self.unread += 1
+            return
+        try:
+            self._feed(raw, owned)
+        except MemoryError:
+            self._out_of_memory()
+        self._check_in -= 1
+        if not self._check_in:
+            self._check_memory()
+
+    def _feed(self, raw: RawPacket, owned: bool) -> None:
         try:
             if raw[5] is not None:
                 self._process_info = True
@@ -132,7 +224,7 @@ class Engine:
             elif proto == ICMP6 and pkt.icmp is not None and _NDP_FIRST <= pkt.icmp.type <= _NDP_LAST:
                 self.neighbors.ndp(pkt)
             finished = self.table.add(pkt)
-        except OSError:
+        except (OSError, MemoryError):
             raise  # from the output, through the DNS sink or a sharded clock move: stop, as _flow_done does
         except Exception as exc:  # the error boundary: count, keep going
             self._internal("packet", exc)
@@ -191,6 +283,8 @@ class Engine:
                     if t >= table.next_timer:
                         self._finished(table.advance(t))
             self._finished(table.advance(latest))
+        except MemoryError:
+            self._out_of_memory()
         except OSError:
             raise  # from the output (a closed pipe): stop, as _flow_done does
         except Exception as exc:  # noqa: BLE001 - the error boundary, as in feed
@@ -211,16 +305,26 @@ class Engine:
 
     def feed_packet(self, pkt: Packet) -> None:
         """For sources that decode themselves (tests, live capture)."""
-        try:
-            finished = self.table.add(pkt)
-        except Exception as exc:
-            self._internal("packet", exc)
+        if self.stopped is not None:
+            self.unread += 1
             return
-        self._finished(finished)
+        try:
+            try:
+                finished = self.table.add(pkt)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                self._internal("packet", exc)
+                return
+            self._finished(finished)
+        except MemoryError:
+            self._out_of_memory()
 
     def _flow_done(self, rec: FlowRecord) -> None:
         try:
             facts = inspect_flow(rec)
+        except MemoryError:
+            raise
         except Exception as exc:
             log.debug("internal error in inspect: %r", exc, exc_info=True)
             facts = FlowFacts(rec, None, weirds=("internal_error_inspect",))  # counted once, below
@@ -232,7 +336,7 @@ class Engine:
         _release_payload(rec)
         try:
             self._sink(facts)
-        except OSError:
+        except (OSError, MemoryError):
             raise  # the output is gone (a closed pipe, a full disk): stop
         except Exception as exc:  # a record the writer cannot render: the others still go out
             self._internal("output", exc)
@@ -270,6 +374,7 @@ class Engine:
         feed = self.feed
         n = 0
         self._process_info = False
+        reading = self.stopped is None
         try:
             if self._shard is not None and reader.format == "pcap":
                 first_ts, last_ts = self._read_shard(reader, progress, total)
@@ -279,6 +384,8 @@ class Engine:
                         first_ts = raw.ts
                     last_ts = raw.ts
                     feed(raw)
+                    if self.stopped is not None:
+                        break
                     n += 1
                     if progress is not None and not n & 0x3FFF:
                         progress(reader.bytes_read, total)
@@ -296,7 +403,8 @@ class Engine:
             link_types=tuple(reader.link_types),
             truncated=bool(reader.truncated),
             dropped=None,
-            weird=tuple(sorted(reader.weird.items())),
+            weird=tuple(sorted((reader.weird + self._stop_weird).items() if reading and self.stopped
+                               else reader.weird.items())),
             on_device="pktap" in reader.link_types or self._process_info,
         )
         if self._counts_frames:
@@ -325,6 +433,8 @@ class Engine:
                 feed(item.raw)
             if first_ts is None:
                 first_ts = start
+            if self.stopped is not None:
+                break
             if progress is not None and not n & 0x3FFF:
                 progress(reader.bytes_read, total)
         return first_ts, last_ts
@@ -335,7 +445,10 @@ class Engine:
                 self.decoder.finish()
         except Exception as exc:
             self._internal("decoder_finish", exc)
-        self._finished(self.table.flush())
+        try:
+            self._finished(self.table.flush())
+        except MemoryError:
+            self._out_of_memory()  # the flows ended so far are kept
         self.weird.update(self.decoder.weird)
         self.weird.update(self.table.weird)
         self.weird.update(self.dns.weird)
@@ -449,5 +562,7 @@ def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | N
     engine = Engine(config, on_flow, shard, on_dns)
     with relaxed_gc():
         for p in paths:
+            if engine.stopped is not None:
+                break  # out of memory: the files after it are not read either
             engine.read(p, progress)
         return engine.finish()

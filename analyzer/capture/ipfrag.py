@@ -8,7 +8,9 @@ Limits, each counted as a weird when hit, never silently:
 - "ip_fragment_timeout": a datagram still incomplete `timeout` seconds
   (packet time) after its first fragment is dropped;
 - "ip_fragment_table_full": a new datagram when `max_datagrams` are pending
-  evicts the oldest one;
+  evicts the oldest one, and so does a fragment that takes the bytes held by
+  all pending datagrams past `max_bytes` (4096 datagrams of 64 KiB would
+  otherwise hold 256 MiB);
 - "ip_fragment_too_large": a fragment ending past `max_size` drops the datagram;
 - "ip_fragment_too_many": more than `max_fragments` pieces drops the datagram.
 
@@ -51,8 +53,12 @@ class FragmentTable(Generic[M]):
         timeout: float = 30.0,
         max_size: int = 65535,
         max_fragments: int = 512,
+        max_bytes: int = 16 << 20,
     ) -> None:
         self.max_datagrams = max_datagrams
+        self.max_bytes = max_bytes
+        self.held = 0
+        """Bytes of the pending datagrams' buffers."""
         self.timeout = timeout
         self.max_size = max_size
         self.max_fragments = max_fragments
@@ -70,6 +76,7 @@ class FragmentTable(Generic[M]):
             if dgram.first_ts + self.timeout >= now:
                 break
             del pending[key]
+            self.held -= len(dgram.buf)
             dropped += 1
         if dropped and weird is not None:
             weird["ip_fragment_timeout"] += dropped
@@ -79,6 +86,7 @@ class FragmentTable(Generic[M]):
         """Forget every pending datagram (end of capture); counted as timeouts."""
         dropped = len(self._pending)
         self._pending.clear()
+        self.held = 0
         if dropped and weird is not None:
             weird["ip_fragment_timeout"] += dropped
         return dropped
@@ -103,7 +111,7 @@ class FragmentTable(Generic[M]):
         dgram = pending.get(key)
         if dgram is None:
             if len(pending) >= self.max_datagrams:
-                pending.popitem(last=False)
+                self.held -= len(pending.popitem(last=False)[1].buf)
                 if weird is not None:
                     weird["ip_fragment_table_full"] += 1
             dgram = pending[key] = _Datagram(ts)
@@ -111,6 +119,7 @@ class FragmentTable(Generic[M]):
         dgram.pieces += 1
         if end > self.max_size or dgram.pieces > self.max_fragments:
             del pending[key]
+            self.held -= len(dgram.buf)
             if weird is not None:
                 weird["ip_fragment_too_large" if end > self.max_size else "ip_fragment_too_many"] += 1
             return None
@@ -121,12 +130,24 @@ class FragmentTable(Generic[M]):
                 dgram.total = end
             elif dgram.total != end and weird is not None:
                 weird["ip_fragment_inconsistent"] += 1
+        had = len(dgram.buf)
         self._store(dgram, offset, end, data, weird)
+        self.held += len(dgram.buf) - had
+        while self.held > self.max_bytes and len(pending) > 1:
+            oldest = iter(pending.items())
+            old_key, old = next(oldest)
+            if old is dgram:  # the datagram this fragment belongs to stays: the next oldest goes
+                old_key, old = next(oldest)
+            del pending[old_key]
+            self.held -= len(old.buf)
+            if weird is not None:
+                weird["ip_fragment_table_full"] += 1
         total = dgram.total
         first = dgram.spans[0]
         if total is None or first[0] != 0 or first[1] < total or dgram.meta is None:
             return None
         del pending[key]
+        self.held -= len(dgram.buf)
         return dgram.meta, bytes(dgram.buf[:total])
 
     @staticmethod

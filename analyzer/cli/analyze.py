@@ -38,7 +38,23 @@ def register(sub: Any) -> None:
                    help="look at one device only (its every address: IPv4, IPv6, by MAC when the capture shows it)")
     p.add_argument("--fail-on", choices=("warning", "error"), help="exit 1 when a finding at or above this severity exists")
     add_max_bytes(p)
+    p.add_argument("--max-memory", type=memory_mb, metavar="MB", help=MAX_MEMORY_HELP)
     p.set_defaults(func=cmd_analyze)
+
+
+MAX_MEMORY_HELP = ("stop reading once the resident memory passes MB MiB, say so, and write the report of what "
+                   "was read, marked partial (default: no limit; a MemoryError stops reading the same way)")
+
+
+def memory_mb(text: str) -> int:
+    """--max-memory's value: a whole number of MiB, at least 1."""
+    try:
+        mb = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of MiB: {text!r}") from None
+    if mb < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 (MiB)")
+    return mb
 
 
 def add_layout_options(p: argparse.ArgumentParser) -> None:
@@ -167,9 +183,10 @@ def check_inputs(files: list[str]) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analyzer.analysis import analyze
-    from analyzer.engine import relaxed_gc
+    from analyzer.engine import relaxed_gc, set_memory_limit
 
     check_inputs(args.files)
+    set_memory_limit(args.max_memory)
     for f in args.files:
         if f != STDIN and not Path(f).exists():
             raise AnalyzerError(f"{f}: no such file")

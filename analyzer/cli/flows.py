@@ -10,11 +10,11 @@ import sys
 from typing import Any
 
 from analyzer.capture.reader import STDIN
-from analyzer.cli.analyze import add_max_bytes, check_inputs, engine_config
+from analyzer.cli.analyze import MAX_MEMORY_HELP, add_max_bytes, check_inputs, engine_config, memory_mb
 from analyzer.cli.options import workers
 from analyzer.cli.output import open_binary_output, write_text
 from analyzer.dnsmap import DNSTransaction
-from analyzer.engine import EngineConfig, EngineResult, run_engine
+from analyzer.engine import EngineConfig, EngineResult, run_engine, set_memory_limit
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
 from analyzer.parallel import can_fork, stream_lines, write_records
@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
                    help="with --format jsonl: split the flows across N processes (each reads the whole "
                    "capture; flows then come in no fixed order). Default 1")
     add_max_bytes(p)
+    p.add_argument("--max-memory", type=memory_mb, metavar="MB", help=MAX_MEMORY_HELP)
     p.set_defaults(func=cmd_flows)
 
 
@@ -124,6 +125,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
         print(f"apple-net: {streams[0]} is a stream, not a file: reading it in one process (-j {args.workers} "
               "needs regular files)", file=sys.stderr)
         args.workers = 1
+    set_memory_limit(args.max_memory)
     if args.format == "jsonl":
         _stream_jsonl(args.files, args.output, args.workers, engine_config(args))
         return 0

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from analyzer.catalogue import EDITIONS
-from analyzer.cli.analyze import add_layout_options
+from analyzer.cli.analyze import MAX_MEMORY_HELP, add_layout_options, memory_mb
 from analyzer.cli.options import int_range
 from analyzer.errors import AnalyzerError
 
@@ -53,6 +53,7 @@ def register(sub: Any) -> None:
                    "sudo, else nobody; `-Z root` keeps root. With --replay: only when given")
     p.add_argument("--max-flows", type=int_range(4, 100_000_000), default=100_000, metavar="N",
                    help="finished flows kept in full; older ones are rolled up into counts (default 100000)")
+    p.add_argument("--max-memory", type=memory_mb, metavar="MB", help=MAX_MEMORY_HELP)
     p.add_argument("--edition", choices=EDITIONS, default="current", help="edition of Apple's article (default current)")
     p.add_argument("--signatures", metavar="DIR", help="use this signatures directory instead of the packaged one")
     p.set_defaults(func=cmd_live)
@@ -83,6 +84,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     from analyzer.cli.output import require_stdout
 
     require_stdout(args.output)  # before the capture, not after it
+    from analyzer.engine import set_memory_limit
+
+
+    set_memory_limit(args.max_memory)
     spec = resolve_filter(args.bpf, args.bpf_also)
     catalogue = load_catalogue(args.signatures, edition=args.edition)
     source: LiveSource
@@ -104,6 +109,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                               head_segments=args.head_segments if args.head_segments is not None
                               else DEFAULT_HEAD_SEGMENTS, max_flows=args.max_flows, max_dns=args.max_flows,
                               extra_keep=extra)
+        session.engine.on_stop = session.stop  # out of memory: end the capture, report what was read
     except BaseException:
         source.close()
         if writer is not None:

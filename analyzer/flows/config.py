@@ -25,7 +25,9 @@ class FlowConfig:
     """Stream bytes held by all live flows together. Past it, each direction keeps only
     its first `reassembly_floor` bytes (`StreamData.cut_by_budget`; weird
     `reassembly_budget_exhausted`). Thousands of concurrent keep-alive connections
-    would otherwise each hold a full cap."""
+    would otherwise each hold a full cap. Out-of-order bytes waiting for a hole count
+    too, and floors, pending bytes and (offset, time) segment entries together stop at
+    twice the budget (`ReassemblyBudget.hard`), so a full table of flows stays bounded."""
 
     reassembly_floor: int = 32 * 1024
     """Bytes every direction may hold whatever the budget: a ClientHello, or a server

@@ -25,7 +25,10 @@ gaps Zeek counts:
 - Cap: bytes past `cap` are not stored (`cut_by_cap`), but offsets, pending
   ranges and gaps keep being tracked, so counters stay right for the whole
   connection while memory stays bounded. A `ReassemblyBudget` shared by a
-  table bounds the bytes of all directions together (`cut_by_budget`).
+  table bounds the bytes of all directions together (`cut_by_budget`): the
+  in-order prefixes and the out-of-order bytes waiting in pending lists alike,
+  and never past `ReassemblyBudget.hard` (each direction's floor included), so
+  a table full of flows that each send their floor stays bounded too.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class _Piece:
         self.ts = ts
 
 
+SEGMENT_COST = 120
+"""Bytes one (offset, time) entry of `StreamReassembler.segments` takes (tuple, int, float, list slot)."""
+
+
 def _start(piece: _Piece) -> int:
     return piece.start
 
@@ -73,12 +80,17 @@ class ReassemblyBudget:
     total is under `limit`.
     """
 
-    __slots__ = ("floor", "limit", "refused", "used")
+    __slots__ = ("floor", "hard", "limit", "refused", "segment_bytes", "used")
 
     def __init__(self, limit: int, floor: int) -> None:
         self.limit = limit
         self.floor = floor
+        self.hard = 2 * max(limit, floor)
+        """Floors are granted only while the total stays under this: the table's true bound."""
         self.used = 0
+        self.segment_bytes = 0
+        """What the (offset, time) segment entries of all directions cost (`SEGMENT_COST` each):
+        entries stop being recorded (`segments_truncated`) once bytes and entries pass `hard`."""
         self.refused = 0
         """Directions cut short by the budget (not by their own cap)."""
 
@@ -94,6 +106,8 @@ class StreamReassembler:
         "_max_pending",
         "_max_segments",
         "_pending",
+        "_pending_cut",
+        "_pending_held",
         "_storing",
         "cut_by_budget",
         "cut_by_cap",
@@ -123,6 +137,8 @@ class StreamReassembler:
         # Lists are made on first use: most directions never need them, and fewer
         # containers per flow means less work for the garbage collector.
         self._pending: list[_Piece] | None = None  # sorted by start, non-overlapping
+        self._pending_held = 0  # bytes of pending pieces' data, counted in the budget
+        self._pending_cut = False  # a pending piece's bytes were refused by the budget
         self.segments: list[tuple[int, float]] | None = None
         self.next_off = 0
         """First offset not yet covered in order (Zeek's last_reassem_seq - 1)."""
@@ -183,7 +199,7 @@ class StreamReassembler:
         holes = 0
         pending = self._pending
         while pending and pending[0].start < up_to:
-            piece = pending.pop(0)
+            piece = self._pop_pending(pending)
             if piece.start > self.next_off:
                 holes += 1
                 self.gap_bytes += piece.start - self.next_off
@@ -206,7 +222,9 @@ class StreamReassembler:
         """Give the bytes held back to the budget (the flow has finished)."""
         budget = self._budget
         if budget is not None:
-            budget.used -= len(self._buf)
+            budget.used -= len(self._buf) + self._pending_held
+            budget.segment_bytes -= len(self.segments) * SEGMENT_COST if self.segments else 0
+            self._pending_held = 0
             self._budget = None
         self._buf = bytearray()
         self._storing = False
@@ -271,7 +289,7 @@ class StreamReassembler:
                 budget = self._budget
                 if budget is not None:
                     allow = budget.limit - budget.used
-                    floor_room = budget.floor - have
+                    floor_room = min(budget.floor - have, budget.hard - budget.used)
                     allow = max(allow, floor_room)
                     if allow < room:
                         room = max(0, allow)
@@ -283,12 +301,20 @@ class StreamReassembler:
                     if budget is not None:
                         budget.used += stored
                     segments = self.segments
-                    if segments is None:
+                    if budget is not None and budget.used + budget.segment_bytes >= budget.hard:
+                        self.segments_truncated = True  # tiny segments must not outgrow the bytes they time
+                    elif segments is None:
                         self.segments = [(nxt, ts)]
+                        if budget is not None:
+                            budget.segment_bytes += SEGMENT_COST
                     elif len(segments) < self._max_segments:
                         segments.append((nxt, ts))
+                        if budget is not None:
+                            budget.segment_bytes += SEGMENT_COST
                     else:
                         self.segments_truncated = True
+            elif self._pending_cut:
+                by_budget = True  # a pending piece whose bytes the budget refused
             if nxt + stored < end:
                 # Only a limit stops a contiguous piece from being kept whole.
                 self._storing = False
@@ -303,7 +329,7 @@ class StreamReassembler:
     def _drain(self) -> None:
         pending = self._pending
         while pending and pending[0].start <= self.next_off:
-            piece = pending.pop(0)
+            piece = self._pop_pending(pending)
             self._append(piece.start, piece.end, piece.data, piece.ts)
 
     def _compare_stored(self, off: int, payload: bytes) -> None:
@@ -355,4 +381,20 @@ class StreamReassembler:
             if len(pending) >= self._max_pending:
                 self.pending_dropped += 1
                 return
+            budget = self._budget
+            if data is not None and budget is not None:
+                if budget.used + len(data) > budget.hard:
+                    data = None  # kept as a range: the prefix will stop here, cut by the budget
+                    self._pending_cut = True
+                else:
+                    budget.used += len(data)
+                    self._pending_held += len(data)
             pending.insert(idx, _Piece(ps, pe, data, ts))
+
+    def _pop_pending(self, pending: list[_Piece]) -> _Piece:
+        """The first pending piece, its bytes given back to the budget (`_append` counts what it keeps)."""
+        piece = pending.pop(0)
+        if piece.data is not None and self._budget is not None:
+            self._budget.used -= len(piece.data)
+            self._pending_held -= len(piece.data)
+        return piece

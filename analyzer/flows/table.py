@@ -162,6 +162,8 @@ _INF = math.inf
 _JUMP_PACKETS = 3  # packets far behind the clock in a row that make a time jump
 _DUPLICATE_WITHIN = 0.001  # s: no sender retransmits this fast; a capture's copy comes this close
 _NOTHING: tuple[FlowRecord, ...] = ()
+_STALE_FACTOR = 2  # the timer heap is compacted when it holds more than this many entries per live flow
+_STALE_SLACK = 4096  # ... plus this many (a nearly empty table is not swept on every push)
 _CONTROL = SYN | FIN | RST | URG
 _HIST_DATA = HIST_DATA_PKT
 _HIST_ACK = HIST_ACK_PKT
@@ -494,7 +496,11 @@ class FlowTable:
         # Both directions' 5-tuples are keys; the value says which side sent it.
         self._keys: dict[_Key, tuple[_Flow, int]] = {}
         self._live: dict[int, _Flow] = {}
-        self._heap: list[tuple[float, int, _Flow]] = []
+        # Timers: (deadline, flow serial). A flow's one valid entry is the one whose deadline
+        # equals its `pushed`; older entries of it, and those of finished flows, are stale:
+        # skipped when popped, and swept out by `_compact_timers` once they outnumber the
+        # live flows, so neither they nor the flows they named outlive their use.
+        self._heap: list[tuple[float, int]] = []
         self._next_timer = _INF
         self._serial = 0
         self._dup_ts = _INF  # flows started at this time, by 5-tuple (for uids)
@@ -1124,8 +1130,30 @@ class FlowTable:
 
     def _push(self, flow: _Flow, deadline: float) -> None:
         flow.pushed = deadline
-        heapq.heappush(self._heap, (deadline, flow.serial, flow))
-        self._next_timer = min(self._next_timer, deadline)
+        heap = self._heap
+        heapq.heappush(heap, (deadline, flow.serial))
+        if deadline < self._next_timer:
+            self._next_timer = deadline
+        if len(heap) > _STALE_FACTOR * len(self._live) + _STALE_SLACK:
+            self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        """Drop the stale timer entries: bounds the heap by the live flows, fires nothing.
+
+        Each live flow has exactly one valid entry and (deadline, serial) pairs are
+        distinct, so the heap's pop order of the valid entries, and with it every
+        timer's outcome, is the same with or without the stale ones.
+        """
+        live = self._live
+        heap = [e for e in self._heap if (f := live.get(e[1])) is not None and f.pushed == e[0]]
+        heapq.heapify(heap)
+        self._heap = heap
+        self._next_timer = heap[0][0] if heap else _INF
+
+    def _valid_timer(self, deadline: float, serial: int) -> _Flow | None:
+        """The flow a heap entry stands for, or None if the entry is stale."""
+        flow = self._live.get(serial)
+        return flow if flow is not None and flow.pushed == deadline else None
 
     def _deadline(self, flow: _Flow) -> float:
         """The earliest time at which this flow may end, given its state now."""
@@ -1155,10 +1183,10 @@ class FlowTable:
         return None
 
     def _expire(self, now: float, out: list[FlowRecord]) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, _serial, flow = heapq.heappop(heap)
-            if not flow.alive or flow.pushed != deadline:
+        while self._heap and self._heap[0][0] <= now:
+            deadline, serial = heapq.heappop(self._heap)
+            flow = self._valid_timer(deadline, serial)
+            if flow is None:
                 continue  # stale entry: a newer one exists, or the flow is gone
             flow.pushed = _INF
             why = self._end_reason(flow, now)
@@ -1166,21 +1194,23 @@ class FlowTable:
                 self._finish(flow, why, out)
             else:
                 nxt = self._deadline(flow)
-                self._push(flow, nxt if nxt > now else now + 1e-6)
+                self._push(flow, nxt if nxt > now else now + 1e-6)  # may compact: re-read self._heap
+        heap = self._heap
         self._next_timer = heap[0][0] if heap else _INF
 
     def _evict_one(self, out: list[FlowRecord]) -> None:
         """Emit the flow whose deadline is nearest (for one kind of flow: the least active)."""
         heap = self._heap
         while heap:
-            deadline, serial, flow = heap[0]
-            if not flow.alive or flow.pushed != deadline:
+            deadline, serial = heap[0]
+            flow = self._valid_timer(deadline, serial)
+            if flow is None:
                 heapq.heappop(heap)
                 continue
             actual = self._deadline(flow)
             if actual > deadline:
                 flow.pushed = actual
-                heapq.heapreplace(heap, (actual, serial, flow))
+                heapq.heapreplace(heap, (actual, serial))
                 continue
             heapq.heappop(heap)
             self._finish(flow, EndReason.EVICTED, out)
@@ -1205,7 +1235,7 @@ class FlowTable:
                 if ep.reasm.cut_by_budget:
                     self.weird["reassembly_budget_exhausted"] += 1
                 ep.reasm.release()
-        # A stale heap entry may keep this shell alive until its old deadline: drop
+        # Timer entries no longer hold flows, but the caller may: drop
         # everything heavy now.
         flow.session = None
         flow.eps = None
