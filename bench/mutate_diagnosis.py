@@ -391,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
                 target.write_text(mutated_source(original, m, enums))
                 pid = start_tests(copy, tests, timeout, work / f"{copy.name}.log")
                 running[pid] = (m, copy, original, time.monotonic())
+            if not running:
+                break  # the budget ran out between two mutants: nothing left to wait for
             pid, code = wait_one()
             if pid not in running:
                 continue
