@@ -351,3 +351,12 @@ def test_a_real_dual_stack_capture_ties_the_hosts_addresses_by_mac() -> None:
     assert dev["tie"] == "mac" and dev["mac"] == "02:77:00:00:00:02"
     assert {"10.77.0.2", "fd77::2", "fe80::77:ff:fe00:2"} <= set(dev["addresses"])
     assert {(n["ip"], n["mac"]) for n in rep["neighbors"]} >= {("10.77.0.2", "02:77:00:00:00:02")}
+
+
+def test_a_slow_serverhello_alone_is_no_finding() -> None:
+    # The server's own TTL; only the ServerHello came 200 ms after a 1 ms round trip (a busy server).
+    slow = F.record(rtt_syn_synack=0.001, server_side=dict(syn_ttl=63, ttls=((63, 5),)))
+    d = F.run([F.facts(slow, tls_facts=F.tls(server_hello_ts=F.T0 + 0.22))])
+    (f,) = d.flows
+    assert f.judgement.verdict is Verdict.OK and any(e.startswith("timing: ") for e in f.judgement.evidence)
+    assert not F.kinds(d)

@@ -26,6 +26,7 @@ from analyzer.diagnosis.clients import Device, Devices, devices_matching
 from analyzer.diagnosis.dns import DNSJudgement, judge_dns
 from analyzer.diagnosis.findings import (
     PROXY_PREFIX,
+    TIMING_PREFIX,
     WEAK_PREFIX,
     dns_filter,
     findings,
@@ -143,7 +144,10 @@ def _tls13_pass(results: list[FlowResult], baselines: PathBaselines) -> None:
         refused = any(not s.from_path for s in signals)
         verdict = judge_signals(signals, repeated=aborting >= 2 and refused)
         if verdict is None:
-            prefix = WEAK_PREFIX if refused else PROXY_PREFIX
+            # A slow ServerHello alone (a busy server, a loaded capture host) is no box on the path:
+            # a transparent proxy needs the nearer TTL.
+            nearer = any(s.name == "server_nearer" for s in signals)
+            prefix = WEAK_PREFIX if refused else PROXY_PREFIX if nearer else TIMING_PREFIX
             r.judgement.evidence.extend(f"{prefix}{s.text}" for s in signals)
             continue
         product, issuer = substitutes.get(r.facts.flow.server.syn_ttl or -1, (None, None))

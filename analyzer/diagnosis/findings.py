@@ -20,6 +20,7 @@ DNS_FINDING_KIND = {DNSVerdict.SINKHOLED: "dns_sinkhole", DNSVerdict.NXDOMAIN: "
                     DNSVerdict.NO_RESPONSE: "dns_no_response", DNSVerdict.OK: "dns"}
 WEAK_PREFIX = "weak sign of interception: "
 PROXY_PREFIX = "transparent proxy: "
+TIMING_PREFIX = "timing: "  # a sign too weak for any finding (a slow ServerHello alone)
 
 
 # -- Wireshark display filters -------------------------------------------------------------------
