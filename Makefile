@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test system-deps bench clean
+.PHONY: venv demo test system-deps bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ endif
 
 bench: venv
 	$(PY) bench/bench_matcher.py
+
+# The long fuzz run (issue 17): FUZZ_MINUTES per target, FUZZ_TARGETS to choose (default all).
+# Crashes are kept under tests/fixtures/fuzz/crashes/<target>/, where the test suite replays them.
+FUZZ_MINUTES ?= 5
+FUZZ_TARGETS ?=
+fuzz: venv
+	nice $(PY) bench/fuzz.py --minutes $(FUZZ_MINUTES) $(foreach t,$(FUZZ_TARGETS),--target $(t))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

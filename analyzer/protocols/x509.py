@@ -16,7 +16,7 @@ import functools
 import hashlib
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -251,6 +251,23 @@ def parse_certificate(der: bytes) -> Certificate:
     benchmark: 8 distinct behind ~30,000 chains, 610 us per parse), and the
     result is a frozen value of the bytes alone. Errors are not cached.
     """
+    # The facts below are read lazily by cryptography, and reading some (the
+    # certificate policies of an odd certificate) warns too: those warnings are
+    # weirds of the certificate as well, never console output (found by fuzzing).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CryptographyDeprecationWarning)
+        cert = _read_certificate(der)
+    if not caught:
+        return cert
+    late = tuple(_warning_weird(w) for w in caught)
+    return replace(cert, weirds=tuple(dict.fromkeys(cert.weirds + late)))
+
+
+def _warning_weird(w: warnings.WarningMessage) -> str:
+    return "x509_bad_serial" if "serial number" in str(w.message) else "x509_deprecated_encoding"
+
+
+def _read_certificate(der: bytes) -> Certificate:
     weirds: list[str] = []
     # cryptography warns (rather than fails) on some RFC 5280 violations such as a
     # non-positive serial; those are weirds of the certificate, not console output.
@@ -261,12 +278,7 @@ def parse_certificate(der: bytes) -> Certificate:
             serial = _serial_hex(cert.serial_number)
         except Exception as exc:  # noqa: BLE001 - ValueError and friends from the Rust decoder
             raise ParseError("x509_bad_der", str(exc)) from None
-    for w in caught:
-        weirds.append(
-            "x509_bad_serial"
-            if "serial number" in str(w.message)
-            else "x509_deprecated_encoding"
-        )
+    weirds.extend(_warning_weird(w) for w in caught)
     empty: tuple[tuple[str, str], ...] = ()
     subject_attrs = _guard(
         weirds, "x509_bad_subject", lambda: _name_attrs(cert.subject), empty
