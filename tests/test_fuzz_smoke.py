@@ -13,7 +13,7 @@ import pytest
 
 from analyzer.protocols import x509
 from tests.fuzz.mutate import mutate, run
-from tests.fuzz.targets import CRASH_DIR, EXPECTED, TARGETS, crash_fixtures, fuzz_reader, seeds
+from tests.fuzz.targets import CRASH_DIR, TARGETS, crash_fixtures, fuzz_reader, seeds
 
 # Inputs per target: each batch is one to four seconds on the 2-core CI machine (whole files through
 # the engine are slow, parsers fast). The seeds all run first, then mutants.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import sys
 import os
 import shutil
 import signal
