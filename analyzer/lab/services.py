@@ -244,6 +244,22 @@ auth-zone:
               ready=listening(sup.topo, sup.topo.router, "udp", A.UNBOUND_PORT))
 
 
+def _squid_common(d: Path, hostname: str) -> str:
+    """The settings every lab squid shares: no cache, the lab's resolver, files under d, user proxy."""
+    return f"""cache deny all
+dns_nameservers {A.ROUTER_CLIENT_IP}
+hosts_file none
+pinger_enable off
+visible_hostname {hostname}
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log {d}/access.log
+coredump_dir {d}
+cache_effective_user proxy
+shutdown_lifetime 0 seconds
+"""
+
+
 def _squid_conf(d: Path, pki: LabPki) -> str:
     return f"""# explicit proxy (CONNECT), an authenticating one, and transparent ssl-bump
 http_port {A.ROUTER_CLIENT_IP}:{A.PROXY_PORT}
@@ -264,18 +280,7 @@ acl icloud dstdomain {DENIED_CONNECT_DOMAIN}
 http_access deny authport !authed
 http_access deny CONNECT icloud
 http_access allow all
-cache deny all
-dns_nameservers {A.ROUTER_CLIENT_IP}
-hosts_file none
-pinger_enable off
-visible_hostname lab-proxy.example.net
-pid_filename {d}/squid.pid
-cache_log {d}/cache.log
-access_log {d}/access.log
-coredump_dir {d}
-cache_effective_user proxy
-shutdown_lifetime 0 seconds
-"""
+{_squid_common(d, "lab-proxy.example.net")}"""
 
 
 def start_squid(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
@@ -400,18 +405,7 @@ ssl_bump peek step1
 ssl_bump bump bumped
 ssl_bump splice all
 tls_outgoing_options cafile={pki.apple_root}
-cache deny all
-dns_nameservers {A.ROUTER_CLIENT_IP}
-hosts_file none
-pinger_enable off
-visible_hostname lab-stock-proxy.example.net
-pid_filename {d}/squid.pid
-cache_log {d}/cache.log
-access_log {d}/access.log
-coredump_dir {d}
-cache_effective_user proxy
-shutdown_lifetime 0 seconds
-"""
+{_squid_common(d, "lab-stock-proxy.example.net")}"""
 
 
 def start_stock_squid(sup: Supervisor, dirs: ServiceDirs, pki: LabPki) -> None:
