@@ -16,6 +16,7 @@ from analyzer.flows.records import DirectionStats, FlowRecord
 from analyzer.inspect import FlowFacts, QUICFacts, TLSFacts
 from analyzer.neighbors import NeighborBinding
 from analyzer.protocols.starttls import Upgrade
+from analyzer.protocols.tls import ClientHello
 from analyzer.protocols.tls_registry import alert_name, cipher_name, version_name
 from analyzer.protocols.x509 import Certificate
 
@@ -35,6 +36,15 @@ def _cert(c: Certificate) -> dict[str, Any]:
         "san": list(c.san_dns),
         "self_signed": c.self_signed,
         "is_ca": c.is_ca,
+    }
+
+
+def _client_hello_facts(ch: ClientHello | None) -> dict[str, Any]:
+    """What the ClientHello says of itself, the same over TCP and in QUIC Initials."""
+    return {
+        "client_max_version": version_name(ch.max_version) if ch is not None else None,
+        "ech": ch.has_ech if ch is not None else None,
+        "pq_key_share": ch.has_pq_key_share if ch is not None else None,
     }
 
 
@@ -69,9 +79,7 @@ def tls_dict(t: TLSFacts) -> dict[str, Any]:
         "ja3s": t.ja3s,
         "ja4": t.ja4,
         "ja4s": None,  # JA4S is under the FoxIO licence (no commercial use): not computed
-        "client_max_version": version_name(ch.max_version) if ch is not None else None,
-        "ech": ch.has_ech if ch is not None else None,
-        "pq_key_share": ch.has_pq_key_share if ch is not None else None,
+        **_client_hello_facts(ch),
         "tunnelled": t.tunnelled,
         "transport": "tcp",
         "encrypted_records": [
@@ -134,9 +142,7 @@ def quic_tls_dict(q: QUICFacts) -> dict[str, Any]:
         "ja3s": q.ja3s,
         "ja4": q.ja4,
         "ja4s": None,  # JA4S is under the FoxIO licence (no commercial use): not computed
-        "client_max_version": version_name(ch.max_version) if ch is not None else None,
-        "ech": ch.has_ech if ch is not None else None,
-        "pq_key_share": ch.has_pq_key_share if ch is not None else None,
+        **_client_hello_facts(ch),
         "tunnelled": False,
         "transport": "quic",
         "encrypted_records": [],
