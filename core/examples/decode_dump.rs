@@ -2,12 +2,13 @@
 //! printing the lines `decode_ref.py ref` prints with the Python decoder (see its doc for
 //! both formats): `diff` the two.
 //!
-//! Usage: decode_dump DUMP [--bench N]   (--bench: decode every frame N times, print the time)
+//! Usage: decode_dump DUMP [--shards | --bench N]
+//! (--shards: `decode_ref.py shards` lines; --bench: decode every frame N times, print the time)
 
 use std::convert::TryInto;
 use std::io::{self, BufWriter, Write};
 
-use apple_net_core::decode::Decoder;
+use apple_net_core::decode::{raw_shard, shard_of, Decoder};
 use apple_net_core::packet::{Packet, ProcessInfo, RawPacket};
 
 const NONE32: u32 = 0xFFFF_FFFF;
@@ -208,10 +209,42 @@ fn bench(items: &[Item], rounds: u32) {
     eprintln!("{} frames x {}: {:.3} us/frame ({} packets)", raws.len(), rounds, secs * 1e6 / n, decoded);
 }
 
+/// `decode_ref.py shards`: the shard keys of every frame, for the n in `SHARD_COUNTS`.
+fn shards(items: &[Item]) -> io::Result<()> {
+    const SHARD_COUNTS: [u32; 7] = [1, 2, 3, 5, 8, 64, 1000003];
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut dec = Decoder::new();
+    for item in items {
+        let r = match raw(item) {
+            Some(r) => r,
+            None => {
+                dec = Decoder::new();
+                continue;
+            }
+        };
+        let pkt = dec.decode(&r);
+        dec.arp.clear();
+        let raws: Vec<String> = SHARD_COUNTS.iter().map(|&n| opt(raw_shard(&r, n))).collect();
+        let decoded: Vec<String> = SHARD_COUNTS
+            .iter()
+            .map(|&n| match &pkt {
+                Some(p) => shard_of(p, n).to_string(),
+                None => "-".to_string(),
+            })
+            .collect();
+        writeln!(out, "S {} {}", raws.join(","), decoded.join(","))?;
+    }
+    Ok(())
+}
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let buf = std::fs::read(&args[1])?;
     let items = Reader { buf: &buf, pos: 0 }.items();
+    if args.len() > 2 && args[2] == "--shards" {
+        return shards(&items);
+    }
     if args.len() > 3 && args[2] == "--bench" {
         bench(&items, args[3].parse().expect("rounds"));
         return Ok(());

@@ -4,6 +4,7 @@
     decode_ref.py mutate IN OUT [--seed S] [--count N] [--section K]
                                            mutated copies of IN's frames -> OUT
     decode_ref.py crafted OUT              frames built here for the paths fixtures miss -> OUT
+    decode_ref.py shards DUMP              engine.raw_shard / shard_of of every frame -> stdout
     decode_ref.py ref DUMP                 analyzer.capture.decode.Decoder over DUMP -> stdout
 
 `core/examples/decode_dump.rs DUMP` prints the same lines with the Rust decoder, so
@@ -176,6 +177,25 @@ def ref(path: str) -> None:
             out.write(f"A {fbits(a.ts)} d{a.data.hex()} m{a.macs.hex()}\n")
         dec.arp.clear()
     end()
+
+
+SHARD_COUNTS = (1, 2, 3, 5, 8, 64, 1000003)
+
+
+def shards(path: str) -> None:
+    """`S` + raw_shard per n (`-`: None) + shard_of per n (`-`: no packet), one line a frame."""
+    from analyzer.engine import raw_shard, shard_of
+
+    dec = Decoder()
+    for item in read_dump(path):
+        if isinstance(item, str):
+            dec = Decoder()
+            continue
+        pkt = dec(item)
+        dec.arp.clear()
+        raws = ",".join(opt(raw_shard(item, n)) for n in SHARD_COUNTS)
+        decoded = ",".join("-" if pkt is None else str(shard_of(pkt, n)) for n in SHARD_COUNTS)
+        sys.stdout.write(f"S {raws} {decoded}\n")
 
 
 def dump(out_path: str, captures: list[str]) -> None:
@@ -520,6 +540,8 @@ def main(argv: list[str]) -> None:
     cmd = argv[0]
     if cmd == "dump":
         dump(argv[1], argv[2:])
+    elif cmd == "shards":
+        shards(argv[1])
     elif cmd == "crafted":
         crafted(argv[1])
     elif cmd == "ref":
