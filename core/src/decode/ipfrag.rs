@@ -156,37 +156,26 @@ impl FragmentTable {
         };
         let end = offset + data.len();
         let (max_size, max_fragments) = (self.max_size, self.max_fragments);
-        let (had, grown) = {
-            let dgram = &mut self.pending.get_mut(&seq)?.1;
-            dgram.pieces += 1;
-            let too_many = dgram.pieces > max_fragments;
-            if end > max_size || too_many {
-                None
-            } else {
-                if offset == 0 && dgram.meta.is_none() {
-                    dgram.meta = Some(meta); // first come, first kept, like the bytes
-                }
-                if !more {
-                    match dgram.total {
-                        None => dgram.total = Some(end),
-                        Some(total) if total != end => weird.add("ip_fragment_inconsistent"),
-                        Some(_) => {}
-                    }
-                }
-                let had = dgram.buf.len();
-                store(dgram, offset, end, data, weird);
-                Some((had, dgram.buf.len()))
+        let dgram = &mut self.pending.get_mut(&seq)?.1;
+        dgram.pieces += 1;
+        if end > max_size || dgram.pieces > max_fragments {
+            self.remove(seq);
+            weird.add(if end > max_size { "ip_fragment_too_large" } else { "ip_fragment_too_many" });
+            return None;
+        }
+        if offset == 0 && dgram.meta.is_none() {
+            dgram.meta = Some(meta); // first come, first kept, like the bytes
+        }
+        if !more {
+            match dgram.total {
+                None => dgram.total = Some(end),
+                Some(total) if total != end => weird.add("ip_fragment_inconsistent"),
+                Some(_) => {}
             }
         }
-        .map_or((None, 0), |(h, g)| (Some(h), g));
-        let had = match had {
-            Some(had) => had,
-            None => {
-                self.remove(seq);
-                weird.add(if end > max_size { "ip_fragment_too_large" } else { "ip_fragment_too_many" });
-                return None;
-            }
-        };
+        let had = dgram.buf.len();
+        store(dgram, offset, end, data, weird);
+        let grown = dgram.buf.len();
         self.held += grown - had;
         while self.held > self.max_bytes && self.pending.len() > 1 {
             // The datagram this fragment belongs to stays: the next oldest goes.

@@ -184,3 +184,6 @@ impl Decoder {
         self.frags.flush(&mut self.weird);
     }
 }
+
+#[cfg(test)]
+mod tests;
