@@ -2,13 +2,13 @@
 //! printing the lines `decode_ref.py ref` prints with the Python decoder (see its doc for
 //! both formats): `diff` the two.
 //!
-//! Usage: decode_dump DUMP [--shards | --bench N]
-//! (--shards: `decode_ref.py shards` lines; --bench: decode every frame N times, print the time)
+//! Usage: decode_dump DUMP [--shards | --bench N | --nofrags]
+//! (--nofrags: `decode_ref.py ref --nofrags`; --shards: `decode_ref.py shards` lines; --bench: decode every frame N times, print the time)
 
 use std::convert::TryInto;
 use std::io::{self, BufWriter, Write};
 
-use apple_net_core::decode::{raw_shard, shard_of, Decoder};
+use apple_net_core::decode::{decode, raw_shard, shard_of, Decoder};
 use apple_net_core::packet::{Packet, ProcessInfo, RawPacket};
 
 const NONE32: u32 = 0xFFFF_FFFF;
@@ -251,6 +251,7 @@ fn main() -> io::Result<()> {
     }
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    let nofrags = args.iter().any(|a| a == "--nofrags");
     let mut dec: Option<Decoder> = None;
     for item in &items {
         match item {
@@ -262,7 +263,13 @@ fn main() -> io::Result<()> {
             Item::Frame { .. } => {
                 let d = dec.get_or_insert_with(Decoder::new);
                 let r = raw(item).expect("a frame");
-                match d.decode(&r) {
+                let pkt = if nofrags {
+                    // decode.py `decode(raw, None, weird, arp)`: fragments decoded alone.
+                    decode(&r, None, &mut d.weird, Some(&mut d.arp))
+                } else {
+                    d.decode(&r)
+                };
+                match pkt {
                     None => writeln!(out, "N")?,
                     Some(p) => writeln!(out, "{}", fmt_packet(&p))?,
                 }

@@ -5,7 +5,7 @@
                                            mutated copies of IN's frames -> OUT
     decode_ref.py crafted OUT              frames built here for the paths fixtures miss -> OUT
     decode_ref.py shards DUMP              engine.raw_shard / shard_of of every frame -> stdout
-    decode_ref.py ref DUMP                 analyzer.capture.decode.Decoder over DUMP -> stdout
+    decode_ref.py ref DUMP [--nofrags]                 analyzer.capture.decode.Decoder over DUMP -> stdout
 
 `core/examples/decode_dump.rs DUMP` prints the same lines with the Rust decoder, so
 `diff <(decode_ref.py ref d) <(decode_dump d)` is the check.
@@ -151,9 +151,16 @@ def fmt_packet(p: Packet) -> str:
     )
 
 
-def ref(path: str) -> None:
+def ref(path: str, frags: bool = True) -> None:
+    """`Decoder` per section; `frags=False`: `decode(raw, None, weird, arp)`, no reassembly."""
     out = sys.stdout
     dec: Decoder | None = None
+
+    def new() -> Decoder:
+        d = Decoder()
+        if not frags:
+            d.frags = None
+        return d
 
     def end() -> None:
         if dec is None:
@@ -166,11 +173,11 @@ def ref(path: str) -> None:
     for item in read_dump(path):
         if isinstance(item, str):
             end()
-            dec = Decoder()
+            dec = new()
             out.write(f"# {item}\n")
             continue
         if dec is None:
-            dec = Decoder()
+            dec = new()
         pkt = dec(item)
         out.write("N\n" if pkt is None else fmt_packet(pkt) + "\n")
         for a in dec.arp:
@@ -545,7 +552,7 @@ def main(argv: list[str]) -> None:
     elif cmd == "crafted":
         crafted(argv[1])
     elif cmd == "ref":
-        ref(argv[1])
+        ref(argv[1], frags="--nofrags" not in argv)
     elif cmd == "mutate":
         args = argv[3:]
         kw = {"--seed": 0, "--count": 10000, "--section": 500}
