@@ -22,6 +22,44 @@ use crate::weird::Weirds;
 use ip::FrameInfo;
 use link::{ETH_IPV4, ETH_IPV6};
 
+/// decode.py `WEIRDS`: every weird the decoder and the fragment table count, with what it
+/// means (`unknown_linktype_<n>` stands for the family).
+pub const WEIRDS: &[(&str, &str)] = &[
+    ("unknown_linktype_<n>", "no decoder for this link type"),
+    ("truncated_ethernet", "frame shorter than an Ethernet header"),
+    ("truncated_vlan_header", "frame ends inside an 802.1Q tag"),
+    ("too_many_vlan_tags", "more than 8 stacked VLAN tags"),
+    ("truncated_pppoe", "frame ends inside a PPPoE session header"),
+    ("bad_pppoe_version", "PPPoE version/type other than 1/1"),
+    ("truncated_ppp", "frame ends inside a PPP header"),
+    ("truncated_sll", "frame shorter than a Linux cooked (SLL) header"),
+    ("truncated_sll2", "frame shorter than a Linux cooked v2 (SLL2) header"),
+    ("truncated_null", "frame shorter than a BSD loopback header"),
+    ("truncated_pktap", "frame shorter than its PKTAP header"),
+    ("bad_pktap_header_length", "PKTAP header length below 108 bytes"),
+    ("truncated_ip_header", "frame ends inside the IPv4/IPv6 header"),
+    ("bad_ip_version", "IP version field does not match the link layer's claim"),
+    ("bad_ip_header_length", "IPv4 header length below 20 bytes"),
+    ("bad_ip_total_length", "IPv4 total length below its header length"),
+    ("ip_total_length_zero", "IP length 0 (segmentation offload): captured length used"),
+    ("truncated_ip", "frame (not cut by a snaplen) shorter than the IP length"),
+    ("truncated_ipv6_ext_header", "frame ends inside an IPv6 extension header"),
+    ("ipv6_too_many_ext_headers", "more than 16 IPv6 extension headers"),
+    ("ip_fragment_truncated", "fragment cut by the snaplen: decoded alone, not reassembled"),
+    ("truncated_tcp_header", "frame ends inside the TCP header"),
+    ("bad_tcp_header_length", "TCP data offset below 5 or beyond the segment"),
+    ("truncated_udp_header", "frame ends inside the UDP header"),
+    ("bad_udp_length", "UDP length below 8"),
+    ("udp_length_mismatch", "UDP length differs from the IP payload length"),
+    ("truncated_icmp_header", "frame ends inside the ICMP header"),
+    ("ip_fragment_overlap", "fragment overlaps bytes received before (first kept)"),
+    ("ip_fragment_inconsistent", "overlapping fragment bytes or datagram ends differ"),
+    ("ip_fragment_timeout", "datagram dropped incomplete after the timeout"),
+    ("ip_fragment_table_full", "oldest pending datagram evicted for a new one"),
+    ("ip_fragment_too_large", "fragment ends past the maximum datagram size"),
+    ("ip_fragment_too_many", "datagram in too many pieces"),
+];
+
 /// A malformed frame (decode.py `_Weird`): `decode` counts it and returns None.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weird {

@@ -308,3 +308,38 @@ fn fixture_captures_decode_as_python_does() {
         assert_eq!(counted, expected, "{}", name);
     }
 }
+
+#[test]
+fn every_weird_name_is_listed() {
+    let listed: Vec<&str> = WEIRDS.iter().map(|(name, _)| *name).collect();
+    let mut w = Weirds::new();
+    for weird in [
+        Weird::TruncatedEthernet,
+        Weird::TruncatedVlanHeader,
+        Weird::TooManyVlanTags,
+        Weird::TruncatedPppoe,
+        Weird::BadPppoeVersion,
+        Weird::TruncatedPpp,
+        Weird::TruncatedSll,
+        Weird::TruncatedSll2,
+        Weird::TruncatedNull,
+        Weird::TruncatedPktap,
+        Weird::BadPktapHeaderLength,
+        Weird::TruncatedIpHeader,
+        Weird::BadIpVersion,
+        Weird::BadIpHeaderLength,
+        Weird::BadIpTotalLength,
+        Weird::TruncatedIpv6ExtHeader,
+        Weird::Ipv6TooManyExtHeaders,
+        Weird::TruncatedTcpHeader,
+        Weird::BadTcpHeaderLength,
+        Weird::TruncatedUdpHeader,
+        Weird::TruncatedIcmpHeader,
+    ] {
+        let name = weird.name().expect("a fixed name");
+        assert!(listed.contains(&name), "{}", name);
+        weird.count(&mut w);
+    }
+    Weird::UnknownLinktype(7).count(&mut w);
+    assert_eq!(w.get("unknown_linktype_7"), 1);
+}
