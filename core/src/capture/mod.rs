@@ -419,3 +419,6 @@ impl Walker {
     }
 }
 
+
+#[cfg(test)]
+mod tests;
