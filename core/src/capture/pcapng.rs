@@ -427,7 +427,7 @@ impl PcapngWalk {
         let (high, low) = (block.u32(field::TS_HIGH), block.u32(field::TS_LOW));
         // `hi * hi_scale + lo * lo_scale + offset`: the same f64 operations in Python's order.
         let ts = high as f64 * interface.hi_scale + low as f64 * interface.lo_scale + interface.offset as f64;
-        if !(TS_MIN <= ts && ts < TS_MAX) {
+        if !(TS_MIN..TS_MAX).contains(&ts) {
             // Skipped, not clamped: a time no calendar holds cannot be placed among the
             // other packets' times.
             tally.weird(Weird::PcapngTimeOutOfRange);

@@ -134,7 +134,7 @@ impl Tally {
     /// pcapng.py `_Walker.interface`: the link type name joins `link_types` once.
     pub fn declare_link_type(&mut self, linktype: u32) {
         let name = super::linktype_name(linktype);
-        if !self.link_types.iter().any(|known| *known == name) {
+        if !self.link_types.contains(&name) {
             self.link_types.push(name);
         }
     }

@@ -91,7 +91,7 @@ fn pcap_records_and_times() {
     let (result, records, s) = walk(&file);
     assert_eq!(result, Ok(()));
     assert_eq!(records.len(), 2);
-    assert_eq!(records[0].0, (1_600_000_000u32 as f64 + 123_456u32 as f64 * 1e-6).to_bits());
+    assert_eq!(records[0].0, (1_600_000_000f64 + 123_456f64 * 1e-6).to_bits());
     assert_eq!((records[0].1, &records[0].2[..], records[0].3, records[0].4), (1, &b"abcd"[..], 60, 0));
     assert_eq!(records[1].2.len(), 0);
     assert_eq!((s.format, s.file_type, s.packets, s.bytes, s.snaplen), ("pcap", "pcap", 2, 4, 65535));
