@@ -109,7 +109,7 @@ def compare(path: str, data: bytes, tmpdir: str, extra: tuple[str, ...] = ()) ->
         if line.startswith("weird "):
             key = line.split()[1]
         elif line.startswith("error "):
-            key = "error: " + line.split(": ", 1)[1][:24]
+            key = "error: " + " ".join(line.split(": ", 1)[-1].split()[:4])
         elif line == "truncated 1":
             key = "truncated"
         else:
