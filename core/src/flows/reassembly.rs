@@ -87,23 +87,128 @@ impl StreamReassembler {
     /// `StreamReassembler(cap, max_segments, max_pending, budget)`; `has_budget` is
     /// `budget is not None` (the table always passes its budget).
     pub fn new(cap: u64, max_segments: u64, max_pending: u64, has_budget: bool) -> StreamReassembler {
-        todo!()
+        StreamReassembler {
+            cap,
+            max_segments,
+            max_pending,
+            has_budget,
+            buf: Vec::new(),
+            storing: true,
+            pending: Vec::new(),
+            pending_held: 0,
+            pending_cut: false,
+            late_hole: None,
+            segments: Vec::new(),
+            next_off: 0,
+            segments_truncated: false,
+            cut_by_cap: false,
+            cut_by_budget: false,
+            cut_by_gap: false,
+            gaps: 0,
+            gap_bytes: 0,
+            overlap_conflicts: 0,
+            pending_dropped: 0,
+        }
     }
+
+    // -- input ---------------------------------------------------------------------
 
     /// `data(off, payload, ts)`: a segment carrying `payload` at stream offset `off` arrived at `ts`.
     pub fn data(&mut self, off: u64, payload: &[u8], ts: f64, budget: &mut ReassemblyBudget) {
-        todo!()
+        let mut off = off;
+        let mut payload = payload;
+        let end = off + payload.len() as u64;
+        if let Some((h0, h1)) = self.late_hole.take() {
+            // The next segment fills exactly the hole just declared: the capture saw the
+            // peer's ACK first; keep its bytes and go on (the gap stays counted).
+            if off <= h0 && end >= h1 && self.next_off == h1 {
+                let skip = (h0 - off) as usize;
+                if off < h0 {
+                    self.compare_stored(off, &payload[..skip]);
+                }
+                self.storing = true;
+                self.cut_by_gap = false;
+                self.next_off = h0;
+                self.append(h0, end, Some(&payload[skip..]), ts, budget);
+                if !self.pending.is_empty() {
+                    self.drain(budget);
+                }
+                return;
+            }
+        }
+        let nxt = self.next_off;
+        if end <= nxt {
+            if off < self.buf.len() as u64 {
+                self.compare_stored(off, payload);
+            }
+            return;
+        }
+        if off < nxt {
+            let skip = (nxt - off) as usize;
+            if off < self.buf.len() as u64 {
+                self.compare_stored(off, &payload[..skip]);
+            }
+            payload = &payload[skip..];
+            off = nxt;
+        }
+        if off == nxt {
+            self.append(off, end, Some(payload), ts, budget);
+            if !self.pending.is_empty() {
+                self.drain(budget);
+            }
+        } else {
+            self.insert_pending(off, end, payload, ts, budget);
+        }
     }
 
-    /// `ack(up_to)`: the peer acknowledged every byte below `up_to`; returns the holes declared.
+    /// `ack(up_to)`: the peer acknowledged every byte below `up_to`. Holes below it become
+    /// gaps (the receiver has the data, so the capture lost it); returns the holes declared.
     pub fn ack(&mut self, up_to: u64, budget: &mut ReassemblyBudget) -> u64 {
-        todo!()
+        if up_to <= self.next_off {
+            return 0;
+        }
+        let mut holes = 0;
+        while !self.pending.is_empty() && self.pending[0].start < up_to {
+            let piece = self.pop_pending(budget);
+            if piece.start > self.next_off {
+                holes += 1;
+                self.gap_bytes += piece.start - self.next_off;
+                self.freeze_on_gap();
+                self.next_off = piece.start;
+            }
+            self.append(piece.start, piece.end, piece.data.as_deref(), piece.ts, budget);
+        }
+        if up_to > self.next_off {
+            holes += 1;
+            self.gap_bytes += up_to - self.next_off;
+            if self.storing && self.pending.is_empty() && self.buf.len() as u64 == self.next_off {
+                self.late_hole = Some((self.next_off, up_to));
+            }
+            self.freeze_on_gap();
+            self.next_off = up_to;
+        }
+        if !self.pending.is_empty() {
+            self.drain(budget);
+        }
+        self.gaps += holes;
+        holes
     }
 
     /// `release()`: give the bytes held back to the budget (the flow has finished).
     pub fn release(&mut self, budget: &mut ReassemblyBudget) {
-        todo!()
+        if self.has_budget {
+            budget.used = budget.used.wrapping_sub(self.buf.len() as u64 + self.pending_held);
+            budget.segment_bytes = budget
+                .segment_bytes
+                .wrapping_sub(self.segments.len() as u64 * SEGMENT_COST);
+            self.pending_held = 0;
+            self.has_budget = false;
+        }
+        self.buf = Vec::new();
+        self.storing = false;
     }
+
+    // -- output --------------------------------------------------------------------
 
     /// `stored`: bytes of contiguous prefix held so far.
     pub fn stored(&self) -> u64 {
@@ -117,7 +222,7 @@ impl StreamReassembler {
 
     /// `pending_bytes`: bytes of out-of-order ranges waiting.
     pub fn pending_bytes(&self) -> u64 {
-        todo!()
+        self.pending.iter().map(|p| p.end - p.start).sum()
     }
 
     /// True when some out-of-order range waits (Python `bool(self._pending)`).
@@ -128,6 +233,226 @@ impl StreamReassembler {
     /// `result()`: the frozen StreamData (all-default for a direction that sent no payload,
     /// Python's `EMPTY_STREAM`).
     pub fn result(&self) -> StreamData {
-        todo!()
+        if self.next_off == 0 && self.pending.is_empty() {
+            return StreamData::default();
+        }
+        StreamData {
+            data: self.buf.clone(),
+            segments: self.segments.clone(),
+            stream_bytes: self.next_off,
+            cut_by_cap: self.cut_by_cap,
+            cut_by_gap: self.cut_by_gap,
+            gaps: self.gaps,
+            gap_bytes: self.gap_bytes,
+            overlap_conflicts: self.overlap_conflicts,
+            pending_bytes: self.pending_bytes(),
+            segments_truncated: self.segments_truncated,
+            cut_by_budget: self.cut_by_budget,
+        }
     }
+
+    // -- internals -----------------------------------------------------------------
+
+    /// `_freeze_on_gap`: bytes after a hole are not contiguous with the prefix we hold.
+    fn freeze_on_gap(&mut self) {
+        if self.storing {
+            self.cut_by_gap = true;
+            self.storing = false;
+        }
+    }
+
+    /// `_append`: extend the in-order stream from `start` (<= next_off) to `end`.
+    fn append(&mut self, start: u64, end: u64, data: Option<&[u8]>, ts: f64, budget: &mut ReassemblyBudget) {
+        let nxt = self.next_off;
+        if end <= nxt {
+            if let Some(data) = data {
+                if start < self.buf.len() as u64 {
+                    self.compare_stored(start, data);
+                }
+            }
+            return;
+        }
+        if self.storing {
+            let mut stored: u64 = 0;
+            let mut by_budget = false;
+            if let Some(data) = data {
+                let skip = nxt - start;
+                if skip > 0 {
+                    self.compare_stored(start, slice(data, 0, skip));
+                }
+                let have = self.buf.len() as i64;
+                // Signed, as Python's ints: the budget's `used` may stand above `limit`.
+                let mut room = self.cap as i64 - have;
+                if self.has_budget {
+                    let mut allow = budget.limit as i64 - budget.used as i64;
+                    let floor_room = (budget.floor as i64 - have).min(budget.hard as i64 - budget.used as i64);
+                    allow = allow.max(floor_room);
+                    if allow < room {
+                        room = allow.max(0);
+                        by_budget = true;
+                    }
+                }
+                // data[skip : skip + room], Python's clamping slice (room >= 0 here).
+                let piece = slice(data, skip, skip.saturating_add(room.max(0) as u64));
+                if !piece.is_empty() {
+                    self.buf.extend_from_slice(piece);
+                    stored = piece.len() as u64;
+                    if self.has_budget {
+                        budget.used += stored;
+                    }
+                    if self.has_budget && budget.used + budget.segment_bytes >= budget.hard {
+                        // Tiny segments must not outgrow the bytes they time.
+                        self.segments_truncated = true;
+                    } else if self.segments.is_empty() {
+                        // Python makes the list on first use, whatever max_segments says.
+                        self.segments.push((nxt, ts));
+                        if self.has_budget {
+                            budget.segment_bytes += SEGMENT_COST;
+                        }
+                    } else if (self.segments.len() as u64) < self.max_segments {
+                        self.segments.push((nxt, ts));
+                        if self.has_budget {
+                            budget.segment_bytes += SEGMENT_COST;
+                        }
+                    } else {
+                        self.segments_truncated = true;
+                    }
+                }
+            } else if self.pending_cut {
+                by_budget = true; // a pending piece whose bytes the budget refused
+            }
+            if nxt + stored < end {
+                // Only a limit stops a contiguous piece from being kept whole.
+                self.storing = false;
+                if by_budget {
+                    self.cut_by_budget = true;
+                    if self.has_budget {
+                        budget.refused += 1;
+                    }
+                } else {
+                    self.cut_by_cap = true;
+                }
+            }
+        }
+        self.next_off = end;
+    }
+
+    /// `_drain`: pending pieces that now touch the in-order stream join it.
+    fn drain(&mut self, budget: &mut ReassemblyBudget) {
+        while !self.pending.is_empty() && self.pending[0].start <= self.next_off {
+            let piece = self.pop_pending(budget);
+            self.append(piece.start, piece.end, piece.data.as_deref(), piece.ts, budget);
+        }
+    }
+
+    /// `_compare_stored`: count a conflict if `payload` at `off` differs from bytes already held.
+    fn compare_stored(&mut self, off: u64, payload: &[u8]) {
+        let have = self.buf.len() as u64;
+        let stop = have.min(off + payload.len() as u64);
+        if stop > off && self.buf[off as usize..stop as usize] != payload[..(stop - off) as usize] {
+            self.overlap_conflicts += 1;
+        }
+    }
+
+    /// Index of the first pending piece whose start is > `x` (`bisect_right(pending, x, key=_start)`).
+    fn bisect_right(&self, x: u64) -> usize {
+        self.pending.partition_point(|p| p.start <= x)
+    }
+
+    /// `_insert_pending`: keep the parts of an out-of-order segment no pending piece covers.
+    fn insert_pending(&mut self, off: u64, end: u64, payload: &[u8], ts: f64, budget: &mut ReassemblyBudget) {
+        let cap = self.cap;
+        // Keep bytes only below the cap and only while the prefix can still use them.
+        let keep = self.storing && off < cap;
+        // Most segments fill one hole: no allocation for the common case.
+        let mut holes: Vec<(u64, u64)> = Vec::new();
+        let mut cur = off;
+        let mut i = self.bisect_right(off).saturating_sub(1);
+        let mut conflict = false;
+        while cur < end && i < self.pending.len() {
+            let old = &self.pending[i];
+            if old.end <= cur {
+                i += 1;
+                continue;
+            }
+            if old.start >= end {
+                break;
+            }
+            if old.start > cur {
+                holes.push((cur, old.start));
+            }
+            let lo = old.start.max(cur);
+            let hi = old.end.min(end);
+            if !conflict {
+                if let Some(od) = &old.data {
+                    let a = slice(od, lo - old.start, hi - old.start);
+                    let b0 = lo - off;
+                    if a != slice(payload, b0, b0 + a.len() as u64) {
+                        conflict = true;
+                    }
+                }
+            }
+            cur = hi;
+            i += 1;
+        }
+        if cur < end {
+            holes.push((cur, end));
+        }
+        if conflict {
+            self.overlap_conflicts += 1;
+        }
+        for (ps, pe) in holes {
+            let idx = self.bisect_right(ps);
+            let mut data: Option<Vec<u8>> = if keep && ps < cap {
+                Some(slice(payload, ps - off, pe.min(cap) - off).to_vec())
+            } else {
+                None
+            };
+            if data.is_none() && idx > 0 {
+                let prev = &mut self.pending[idx - 1];
+                if prev.data.is_none() && prev.end == ps {
+                    prev.end = pe; // coalesce data-less ranges: memory stays bounded
+                    continue;
+                }
+            }
+            if self.pending.len() as u64 >= self.max_pending {
+                self.pending_dropped += 1;
+                return;
+            }
+            if self.has_budget {
+                if let Some(d) = &data {
+                    let n = d.len() as u64;
+                    if budget.used + n > budget.hard {
+                        data = None; // kept as a range: the prefix will stop here, cut by the budget
+                        self.pending_cut = true;
+                    } else {
+                        budget.used += n;
+                        self.pending_held += n;
+                    }
+                }
+            }
+            self.pending.insert(idx, Piece { start: ps, end: pe, data, ts });
+        }
+    }
+
+    /// `_pop_pending`: the first pending piece, its bytes given back to the budget
+    /// (`append` counts what it keeps).
+    fn pop_pending(&mut self, budget: &mut ReassemblyBudget) -> Piece {
+        let piece = self.pending.remove(0);
+        if self.has_budget {
+            if let Some(d) = &piece.data {
+                budget.used = budget.used.wrapping_sub(d.len() as u64);
+                self.pending_held = self.pending_held.wrapping_sub(d.len() as u64);
+            }
+        }
+        piece
+    }
+}
+
+/// `data[lo:hi]` with Python's clamping (both bounds non-negative).
+fn slice(data: &[u8], lo: u64, hi: u64) -> &[u8] {
+    let n = data.len() as u64;
+    let hi = hi.min(n);
+    let lo = lo.min(hi);
+    &data[lo as usize..hi as usize]
 }
