@@ -456,3 +456,181 @@ fn slice(data: &[u8], lo: u64, hi: u64) -> &[u8] {
     let lo = lo.min(hi);
     &data[lo as usize..hi as usize]
 }
+
+#[cfg(test)]
+mod tests {
+    //! Expected values are what `analyzer/flows/reassembly.py` gives for the same calls.
+    use super::*;
+
+    fn none() -> ReassemblyBudget {
+        ReassemblyBudget::new(0, 0)
+    }
+
+    fn plain(cap: u64) -> StreamReassembler {
+        StreamReassembler::new(cap, 4096, 256, false)
+    }
+
+    #[test]
+    fn in_order_pieces_are_kept_with_their_times() {
+        let mut b = none();
+        let mut r = plain(100);
+        r.data(0, b"abc", 1.0, &mut b);
+        r.data(3, b"def", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.data, b"abcdef".to_vec());
+        assert_eq!(d.segments, vec![(0, 1.0), (3, 2.0)]);
+        assert_eq!(d.stream_bytes, 6);
+        assert_eq!(b, none()); // no budget: left alone
+    }
+
+    #[test]
+    fn first_copy_wins_and_a_differing_overlap_is_counted() {
+        let mut b = none();
+        let mut r = plain(100);
+        r.data(0, b"abc", 1.0, &mut b);
+        r.data(1, b"xcdE", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.data, b"abcdE".to_vec());
+        assert_eq!(d.overlap_conflicts, 1);
+        assert_eq!(d.segments, vec![(0, 1.0), (3, 2.0)]);
+    }
+
+    #[test]
+    fn out_of_order_waits_then_drains() {
+        let mut b = none();
+        let mut r = plain(100);
+        r.data(3, b"def", 1.0, &mut b);
+        r.data(8, b"gh", 1.5, &mut b);
+        assert_eq!(r.pending_bytes(), 5);
+        assert_eq!(r.result().stream_bytes, 0);
+        assert_eq!(r.result().data, Vec::<u8>::new());
+        r.data(0, b"abc", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.data, b"abcdef".to_vec());
+        assert_eq!(d.segments, vec![(0, 2.0), (3, 1.0)]);
+        assert_eq!((d.stream_bytes, d.pending_bytes), (6, 2));
+    }
+
+    #[test]
+    fn differing_pending_overlap_is_counted() {
+        let mut b = none();
+        let mut r = plain(100);
+        r.data(3, b"def", 1.0, &mut b);
+        r.data(2, b"XdEf", 1.5, &mut b);
+        assert_eq!(r.overlap_conflicts, 1);
+        assert_eq!(r.pending_bytes(), 4);
+    }
+
+    #[test]
+    fn ack_past_a_hole_declares_a_gap() {
+        let mut b = none();
+        let mut r = plain(100);
+        r.data(0, b"ab", 1.0, &mut b);
+        assert_eq!(r.ack(5, &mut b), 1);
+        r.data(5, b"fg", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.data, b"ab".to_vec());
+        assert_eq!((d.stream_bytes, d.cut_by_gap, d.gaps, d.gap_bytes), (7, true, 1, 3));
+    }
+
+    #[test]
+    fn next_segment_filling_the_late_hole_keeps_the_prefix() {
+        let mut b = none();
+        let mut r = plain(100);
+        r.data(0, b"ab", 1.0, &mut b);
+        assert_eq!(r.ack(5, &mut b), 1);
+        r.data(2, b"cdefg", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.data, b"abcdefg".to_vec());
+        assert_eq!((d.stream_bytes, d.cut_by_gap, d.gaps, d.gap_bytes), (7, false, 1, 3));
+        assert_eq!(d.segments, vec![(0, 1.0), (2, 2.0)]);
+    }
+
+    #[test]
+    fn ack_over_pending_pieces_counts_each_hole() {
+        let mut b = none();
+        let mut r = plain(100);
+        r.data(0, b"ab", 1.0, &mut b);
+        r.data(4, b"ef", 1.0, &mut b);
+        assert_eq!(r.ack(7, &mut b), 2);
+        let d = r.result();
+        assert_eq!(d.data, b"ab".to_vec());
+        assert_eq!((d.stream_bytes, d.gaps, d.gap_bytes, d.pending_bytes), (7, 2, 3, 0));
+    }
+
+    #[test]
+    fn cap_stops_storing_but_not_counting() {
+        let mut b = none();
+        let mut r = plain(4);
+        r.data(0, b"abcdef", 1.0, &mut b);
+        r.data(6, b"gh", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.data, b"abcd".to_vec());
+        assert_eq!((d.stream_bytes, d.cut_by_cap), (8, true));
+    }
+
+    #[test]
+    fn segment_list_is_bounded() {
+        let mut b = none();
+        let mut r = StreamReassembler::new(100, 1, 256, false);
+        r.data(0, b"ab", 1.0, &mut b);
+        r.data(2, b"cd", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.segments, vec![(0, 1.0)]);
+        assert!(d.segments_truncated);
+        // Python makes the list on first use even when the limit is 0.
+        let mut r = StreamReassembler::new(100, 0, 256, false);
+        r.data(0, b"ab", 1.0, &mut b);
+        assert_eq!(r.result().segments, vec![(0, 1.0)]);
+    }
+
+    #[test]
+    fn full_pending_list_drops() {
+        let mut b = none();
+        let mut r = StreamReassembler::new(100, 4096, 1, false);
+        r.data(3, b"d", 1.0, &mut b);
+        r.data(6, b"g", 1.0, &mut b);
+        assert_eq!(r.pending_dropped, 1);
+        assert_eq!(r.pending_bytes(), 1);
+    }
+
+    #[test]
+    fn budget_is_shared_floor_and_refusals() {
+        let mut b = ReassemblyBudget::new(4, 2);
+        assert_eq!(b.hard, 8);
+        let mut r1 = StreamReassembler::new(100, 4096, 256, true);
+        let mut r2 = StreamReassembler::new(100, 4096, 256, true);
+        r1.data(0, b"abcdef", 1.0, &mut b);
+        assert_eq!(r1.result().data, b"abcd".to_vec());
+        assert!(r1.cut_by_budget);
+        assert_eq!((b.used, b.segment_bytes, b.refused), (4, 120, 1));
+        // The second direction still gets its floor; its segment entry would pass `hard`.
+        r2.data(0, b"xyz", 1.0, &mut b);
+        let d = r2.result();
+        assert_eq!(d.data, b"xy".to_vec());
+        assert!(d.segments.is_empty() && d.segments_truncated && d.cut_by_budget);
+        assert_eq!((b.used, b.segment_bytes, b.refused), (6, 120, 2));
+        r1.release(&mut b);
+        assert_eq!((b.used, b.segment_bytes, b.refused), (2, 0, 2));
+        assert_eq!(r1.stored(), 0);
+    }
+
+    #[test]
+    fn pending_bytes_past_the_hard_bound_become_a_range() {
+        let mut b = ReassemblyBudget::new(4, 2);
+        let mut r = StreamReassembler::new(100, 4096, 256, true);
+        r.data(5, b"0123456789", 1.0, &mut b);
+        assert_eq!((r.pending_bytes(), b.used), (10, 0));
+        r.data(0, b"abcde", 2.0, &mut b);
+        let d = r.result();
+        assert_eq!(d.data, b"abcd".to_vec());
+        assert_eq!((d.stream_bytes, d.cut_by_budget), (15, true));
+        assert_eq!((b.used, b.segment_bytes, b.refused), (4, 120, 1));
+    }
+
+    #[test]
+    fn no_payload_is_the_empty_stream() {
+        let r = plain(100);
+        assert_eq!(r.result(), StreamData::default());
+    }
+}

@@ -1188,3 +1188,278 @@ pub fn udp_conn_state(orig_active: bool, resp_active: bool) -> &'static str {
         "OTH"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each history letter rule and conn_state, on small hand-made connections. The
+    //! expected values are what `analyzer/flows/tcp.py` gives for the same packets.
+    use super::*;
+
+    const C: u32 = 1000;
+    const S: u32 = 5000;
+
+    struct Pkt(usize, u8, u32, u32, &'static [u8], u16);
+
+    fn run(pkts: &[Pkt], max_history: u64) -> TCPSession {
+        let mut budget = ReassemblyBudget::new(1 << 20, 1 << 16);
+        let e0 = TCPEndpoint::new(true, StreamReassembler::new(1000, 100, 10, true), 0);
+        let e1 = TCPEndpoint::new(false, StreamReassembler::new(1000, 100, 10, true), 1);
+        let mut s = TCPSession::new(e0, e1, max_history);
+        for p in pkts {
+            s.packet(p.0, p.1, p.2, p.3, p.4.len() as u32, p.5, 1.0, p.4, &mut budget);
+        }
+        s
+    }
+
+    fn handshake() -> Vec<Pkt> {
+        vec![
+            Pkt(0, SYN, C, 0, b"", 1000),
+            Pkt(1, SYN | ACK, S, C + 1, b"", 1000),
+            Pkt(0, ACK, C + 1, S + 1, b"", 1000),
+        ]
+    }
+
+    fn with_handshake(more: Vec<Pkt>) -> Vec<Pkt> {
+        let mut v = handshake();
+        v.extend(more);
+        v
+    }
+
+    fn weirds(s: &TCPSession) -> Vec<(String, u64)> {
+        s.sorted_weirds()
+    }
+
+    #[test]
+    fn seq_delta_is_signed_32_bit() {
+        assert_eq!(seq_delta(5, 3), 2);
+        assert_eq!(seq_delta(3, 5), -2);
+        assert_eq!(seq_delta(1, 0xFFFF_FFFF), 2);
+        assert_eq!(seq_delta(0x8000_0000, 0), -0x8000_0000);
+    }
+
+    #[test]
+    fn normal_connection_is_sf() {
+        let mut s = run(
+            &with_handshake(vec![
+                Pkt(0, ACK | PSH, C + 1, S + 1, b"hello", 1000),
+                Pkt(1, ACK | PSH, S + 1, C + 6, b"world!", 1000),
+                Pkt(0, FIN | ACK, C + 6, S + 7, b"", 1000),
+                Pkt(1, FIN | ACK, S + 7, C + 7, b"", 1000),
+                Pkt(0, ACK, C + 7, S + 8, b"", 1000),
+            ]),
+            256,
+        );
+        assert_eq!(s.history_str(), "ShADdFf");
+        assert_eq!(s.conn_state(), "SF");
+        assert_eq!(s.orig().size(s.resp().state), 5);
+        assert_eq!(s.resp().size(s.orig().state), 6);
+        assert_eq!(s.resp().reasm.result().data, b"world!".to_vec());
+        assert!(s.weird.is_empty());
+        assert!(s.closed());
+        assert_eq!(s.expire(6.0, 5.0, 5.0, 3.0), Some(EndReason::Closed));
+    }
+
+    #[test]
+    fn lone_syn_is_s0_and_times_out() {
+        let mut s = run(&[Pkt(0, SYN, C, 0, b"", 1000)], 256);
+        assert_eq!(s.history_str(), "S");
+        assert_eq!(s.conn_state(), "S0");
+        assert!(s.in_handshake());
+        assert_eq!(s.next_timer(5.0, 5.0, 3.0), Some(6.0));
+        assert_eq!(s.expire(5.9, 5.0, 5.0, 3.0), None);
+        assert_eq!(s.expire(6.0, 5.0, 5.0, 3.0), Some(EndReason::AttemptTimeout));
+        assert_eq!(s.attempt_at, None);
+    }
+
+    #[test]
+    fn rst_answering_syn_is_rej_lower_case_r() {
+        let s = run(&[Pkt(0, SYN, C, 0, b"", 1000), Pkt(1, RST | ACK, 0, C + 1, b"", 1000)], 256);
+        assert_eq!(s.history_str(), "Sr");
+        assert_eq!(s.conn_state(), "REJ");
+    }
+
+    #[test]
+    fn repeated_syn_letter_only_when_seq_moves() {
+        let s = run(
+            &[Pkt(0, SYN, C, 0, b"", 1000), Pkt(0, SYN, C, 0, b"", 1000), Pkt(0, SYN, C + 7, 0, b"", 1000)],
+            256,
+        );
+        // The third SYN re-bases (SYN_seq_jump) so its relative seq is 0 again: no second 'S'.
+        assert_eq!(s.history_str(), "S");
+        assert_eq!(weirds(&s), vec![("SYN_seq_jump".to_string(), 1)]);
+    }
+
+    #[test]
+    fn retransmission_letter_is_scaled() {
+        let mut v = handshake();
+        for _ in 0..12 {
+            v.push(Pkt(0, ACK | PSH, C + 1, S + 1, b"hello", 1000));
+        }
+        let s = run(&v, 256);
+        // 'D' for the first, 'T' at the 1st and 10th retransmission.
+        assert_eq!(s.history_str(), "ShADTT");
+        assert_eq!(s.orig().rxmt_cnt, 11);
+        assert_eq!(s.orig().rxmt_thresh, 100);
+        assert_eq!(s.conn_state(), "S1");
+    }
+
+    #[test]
+    fn zero_window_letter() {
+        let s = run(
+            &with_handshake(vec![Pkt(1, ACK, S + 1, C + 1, b"", 0), Pkt(1, ACK, S + 1, C + 1, b"", 0)]),
+            256,
+        );
+        assert_eq!(s.history_str(), "ShAaw");
+        assert_eq!(s.resp().win0_cnt, 2);
+    }
+
+    #[test]
+    fn ack_past_data_is_a_gap() {
+        let s = run(
+            &with_handshake(vec![
+                Pkt(1, ACK | PSH, S + 1, C + 1, b"abc", 1000),
+                Pkt(0, ACK, C + 1, S + 14, b"", 1000),
+            ]),
+            256,
+        );
+        assert_eq!(s.history_str(), "ShAdg");
+        assert_eq!(s.resp().missed_bytes, 10);
+        let r = s.resp().reasm.result();
+        assert_eq!((r.gaps, r.gap_bytes, r.cut_by_gap), (1, 10, true));
+        assert_eq!(r.data, b"abc".to_vec());
+    }
+
+    #[test]
+    fn ack_seen_before_its_data_keeps_the_prefix() {
+        let s = run(
+            &with_handshake(vec![
+                Pkt(0, ACK, C + 1, S + 4, b"", 1000),
+                Pkt(1, ACK | PSH, S + 1, C + 1, b"abc", 1000),
+                Pkt(1, ACK | PSH, S + 4, C + 1, b"def", 1000),
+            ]),
+            256,
+        );
+        assert_eq!(s.history_str(), "ShAgd");
+        let r = s.resp().reasm.result();
+        assert_eq!(r.data, b"abcdef".to_vec());
+        assert_eq!((r.gaps, r.gap_bytes, r.cut_by_gap), (1, 3, false));
+    }
+
+    #[test]
+    fn fin_rst_and_multi_flag_letters() {
+        let s = run(&with_handshake(vec![Pkt(0, FIN | RST | ACK, C + 1, S + 1, b"", 1000)]), 256);
+        assert_eq!(s.history_str(), "ShAI");
+        assert_eq!(s.conn_state(), "RSTO");
+        let s = run(&[Pkt(0, SYN | FIN, C, 0, b"", 1000)], 256);
+        assert_eq!(s.history_str(), "Q");
+        assert_eq!(s.conn_state(), "SH");
+        let s = run(&[Pkt(0, SYN | RST, C, 0, b"", 1000)], 256);
+        assert_eq!(s.history_str(), "Q");
+        assert_eq!(
+            weirds(&s),
+            vec![("TCP_christmas".to_string(), 1), ("spontaneous_RST".to_string(), 1)]
+        );
+    }
+
+    #[test]
+    fn bad_checksum_letter() {
+        let mut s = run(&handshake(), 256);
+        s.bad_checksum(1);
+        s.bad_checksum(1);
+        assert_eq!(s.history_str(), "ShAc");
+        assert_eq!(weirds(&s), vec![("bad_TCP_checksum".to_string(), 2)]);
+    }
+
+    #[test]
+    fn flip_adds_caret_and_swaps_letters() {
+        let mut budget = ReassemblyBudget::new(1 << 20, 1 << 16);
+        let e0 = TCPEndpoint::new(true, StreamReassembler::new(1000, 100, 10, true), 0);
+        let e1 = TCPEndpoint::new(false, StreamReassembler::new(1000, 100, 10, true), 1);
+        let mut s = TCPSession::new(e0, e1, 256);
+        // The SYN-ACK comes first from side 0: the table flips, its receiver is the client.
+        s.flip_roles();
+        assert_eq!(s.orig_idx, 1);
+        s.packet(0, SYN | ACK, S, C + 1, 0, 1000, 1.0, b"", &mut budget);
+        s.packet(1, ACK, C + 1, S + 1, 0, 1000, 1.1, b"", &mut budget);
+        assert_eq!(s.history_str(), "^hA");
+        assert_eq!(s.conn_state(), "S1");
+        assert!(s.eps[1].is_orig && !s.eps[0].is_orig);
+    }
+
+    #[test]
+    fn history_cap_adds_x_once() {
+        let s = run(&with_handshake(vec![Pkt(0, ACK | PSH, C + 1, S + 1, b"hello", 1000)]), 3);
+        assert_eq!(s.history_str(), "ShX");
+        assert_eq!(weirds(&s), vec![("history_truncated".to_string(), 2)]);
+    }
+
+    #[test]
+    fn resets_and_half_closes() {
+        let s = run(&[Pkt(0, SYN, C, 0, b"", 1000), Pkt(0, RST, C + 1, 0, b"", 1000)], 256);
+        assert_eq!((s.history_str().as_str(), s.conn_state()), ("SR", "RSTOS0"));
+        let s = run(&with_handshake(vec![Pkt(0, RST | ACK, C + 1, S + 1, b"", 1000)]), 256);
+        assert_eq!((s.history_str().as_str(), s.conn_state()), ("ShAR", "RSTO"));
+        let s = run(&with_handshake(vec![Pkt(1, RST | ACK, S + 1, C + 1, b"", 1000)]), 256);
+        assert_eq!((s.history_str().as_str(), s.conn_state()), ("ShAr", "RSTR"));
+        let s = run(&[Pkt(0, SYN, C, 0, b"", 1000), Pkt(0, FIN, C + 1, 0, b"", 1000)], 256);
+        assert_eq!((s.history_str().as_str(), s.conn_state()), ("SF", "SH"));
+        assert_eq!(weirds(&s), vec![("inappropriate_FIN".to_string(), 1)]);
+    }
+
+    #[test]
+    fn midstream_connection_is_partial() {
+        let s = run(
+            &[Pkt(0, ACK | PSH, C + 1, S + 1, b"hello", 1000), Pkt(1, ACK | PSH, S + 1, C + 6, b"x", 1000)],
+            256,
+        );
+        assert_eq!((s.history_str().as_str(), s.conn_state()), ("Dd", "OTH"));
+        assert_eq!(s.orig().size(s.resp().state), 5);
+        assert_eq!(s.resp().reasm.result().data, b"x".to_vec());
+    }
+
+    #[test]
+    fn syn_with_data_counts_as_retransmission_like_zeek() {
+        let s = run(&[Pkt(0, SYN | URG, C, 0, b"xy", 1000)], 256);
+        assert_eq!(s.history_str(), "ST");
+        assert_eq!(weirds(&s), vec![("SYN_with_data".to_string(), 1), ("baroque_SYN".to_string(), 1)]);
+    }
+
+    #[test]
+    fn reuse_after_close() {
+        let mut s = run(
+            &with_handshake(vec![
+                Pkt(0, FIN | ACK, C + 1, S + 1, b"", 1000),
+                Pkt(1, FIN | ACK, S + 1, C + 2, b"", 1000),
+            ]),
+            256,
+        );
+        assert!(!s.is_reuse(ACK, C + 9, 2.0, 5.0));
+        assert!(s.is_reuse(SYN, C + 9, 2.0, 5.0));
+        assert_eq!(weirds(&s), vec![("premature_connection_reuse".to_string(), 1)]);
+        assert!(s.is_reuse(SYN, C + 9, 7.0, 5.0));
+        assert_eq!(weirds(&s), vec![("premature_connection_reuse".to_string(), 1)]);
+    }
+
+    #[test]
+    fn rstos0_pattern() {
+        assert!(rstos0_history(b"SR"));
+        assert!(rstos0_history(b"^SdR"));
+        assert!(rstos0_history(b"SsR"));
+        assert!(rstos0_history(b"ShR")); // case-sensitive: only the originator's letters stop it
+        assert!(!rstos0_history(b"SHR"));
+        assert!(rstos0_history(b"S\nR"));
+        assert!(!rstos0_history(b"R"));
+        assert!(!rstos0_history(b"S"));
+        assert!(!rstos0_history(b"^^SR"));
+        assert_eq!(conn_state(RESET, INACTIVE, 0, 0, b"SR"), "RSTOS0");
+        assert_eq!(conn_state(RESET, INACTIVE, 0, 0, b"SAR"), "OTH");
+    }
+
+    #[test]
+    fn udp_states() {
+        assert_eq!(udp_conn_state(true, true), "SF");
+        assert_eq!(udp_conn_state(true, false), "S0");
+        assert_eq!(udp_conn_state(false, true), "SHR");
+        assert_eq!(udp_conn_state(false, false), "OTH");
+    }
+}
