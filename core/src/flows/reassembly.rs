@@ -35,7 +35,7 @@ impl ReassemblyBudget {
         ReassemblyBudget {
             limit,
             floor,
-            hard: 2 * limit.max(floor),
+            hard: limit.max(floor).saturating_mul(2),
             used: 0,
             segment_bytes: 0,
             refused: 0,
@@ -280,12 +280,14 @@ impl StreamReassembler {
                 if skip > 0 {
                     self.compare_stored(start, slice(data, 0, skip));
                 }
-                let have = self.buf.len() as i64;
-                // Signed, as Python's ints: the budget's `used` may stand above `limit`.
-                let mut room = self.cap as i64 - have;
+                let have = self.buf.len() as i128;
+                // Signed and wide, as Python's ints: the budget's `used` may stand above
+                // `limit`, and limits set from Python may be as large as u64 allows.
+                let mut room = self.cap as i128 - have;
                 if self.has_budget {
-                    let mut allow = budget.limit as i64 - budget.used as i64;
-                    let floor_room = (budget.floor as i64 - have).min(budget.hard as i64 - budget.used as i64);
+                    let used = budget.used as i128;
+                    let mut allow = budget.limit as i128 - used;
+                    let floor_room = (budget.floor as i128 - have).min(budget.hard as i128 - used);
                     allow = allow.max(floor_room);
                     if allow < room {
                         room = allow.max(0);
@@ -293,14 +295,15 @@ impl StreamReassembler {
                     }
                 }
                 // data[skip : skip + room], Python's clamping slice (room >= 0 here).
-                let piece = slice(data, skip, skip.saturating_add(room.max(0) as u64));
+                let room = if room > u64::MAX as i128 { u64::MAX } else { room.max(0) as u64 };
+                let piece = slice(data, skip, skip.saturating_add(room));
                 if !piece.is_empty() {
                     self.buf.extend_from_slice(piece);
                     stored = piece.len() as u64;
                     if self.has_budget {
                         budget.used += stored;
                     }
-                    if self.has_budget && budget.used + budget.segment_bytes >= budget.hard {
+                    if self.has_budget && budget.used.saturating_add(budget.segment_bytes) >= budget.hard {
                         // Tiny segments must not outgrow the bytes they time.
                         self.segments_truncated = true;
                     } else if self.segments.is_empty() {
@@ -422,7 +425,7 @@ impl StreamReassembler {
             if self.has_budget {
                 if let Some(d) = &data {
                     let n = d.len() as u64;
-                    if budget.used + n > budget.hard {
+                    if budget.used.saturating_add(n) > budget.hard {
                         data = None; // kept as a range: the prefix will stop here, cut by the budget
                         self.pending_cut = true;
                     } else {
