@@ -3,6 +3,7 @@
 
     flows_ref.py CAPTURE DUMP [key=value ...]      decode CAPTURE, write the packets to DUMP
     flows_ref.py --gen SEED N DUMP [key=value ...] generate N adversarial packets into DUMP
+    flows_ref.py --conv SEED N DUMP [key=value ...] generate N packets of whole connections into DUMP
     flows_ref.py --dump DUMP [key=value ...]       replay an existing DUMP
 
 In every mode the packets are read back from DUMP (so both engines see the same bytes), run
@@ -299,6 +300,151 @@ def generate(seed: int, n: int) -> list[tuple[int, object]]:
     return ops
 
 
+def generate_conversations(seed: int, n: int) -> list[tuple[int, object]]:
+    """Whole TCP connections (handshakes, in-order data for the fast path, reordering,
+    retransmissions with other bytes, holes the peer acknowledges, zero windows, FIN/RST
+    storms, port reuse, midstream starts), UDP exchanges and ICMP errors quoting them,
+    on a clock that mostly moves forward and sometimes steps back."""
+    rnd = random.Random(seed)
+    hosts = [bytes([192, 168, 1, i]) for i in range(1, 5)] + [bytes([10, 9, 0, i]) for i in range(1, 3)]
+    hosts6 = [bytes([0x20, 0x01]) + bytes(13) + bytes([i]) for i in range(1, 3)]
+    ts = 1_600_000_000.0 + rnd.random()
+    ops: list[tuple[int, object]] = []
+    conns: list[dict] = []
+    payloads = [b"\x16\x03\x01\x02\x00\x01" + bytes(40), b"\x16\x03\x03\x00\x50\x02" + bytes(30),
+                b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n", b"A" * 100, b"B" * 7]
+
+    def pkt(src, dst, sport, dport, proto, flags=0, seq=0, ack=0, win=65535, payload=b"", plen=None,
+            icmp=None, ttl=64, ip_id=None, proc=(None, None), iface=0, macs=b""):
+        p = len(payload) if plen is None else plen
+        return Packet(ts, 4 if len(src) == 4 else 6, src, dst, proto, ttl, ip_id, True, 40 + p, sport, dport, flags,
+                      seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, win, b"\x02\x04\x05\xb4" if flags & 0x02 else b"", payload,
+                      p, icmp, (), iface, proc[0], proc[1], False, macs)
+
+    def new_conn() -> dict:
+        fam = hosts if rnd.random() < 0.85 else hosts6
+        c, s = rnd.sample(fam, 2)
+        return {"c": c, "s": s, "cp": rnd.choice([40000, 50001, 50002, 1234, 5353]), "sp": rnd.choice([443, 80, 8443, 3000]),
+                "cseq": rnd.choice([rnd.randrange(1 << 32), 0xFFFFFF00, 0x7FFFFF00]), "sseq": rnd.randrange(1 << 32),
+                "phase": 0 if rnd.random() < 0.8 else 3, "cid": rnd.randrange(65536), "sid": rnd.randrange(65536),
+                "proc": rnd.choice([(None, None), ("nsurlsessiond", 321), ("curl", 99)]), "ttl": rnd.choice([64, 128, 57])}
+
+    calm = seed % 2 == 1  # odd seeds: long connections, few jumps (the fast path's traffic)
+    for _ in range(n):
+        step = rnd.random()
+        if calm:
+            step *= 0.9
+        if step < 0.90:
+            ts += rnd.choice([0.0, 0.00001, 0.0002, 0.003, 0.05, 0.3])
+        elif step < 0.97:
+            ts += rnd.choice([2.0, 4.0, 5.5, 30.0, 70.0, 400.0])
+        elif step < 0.995:
+            ts -= rnd.choice([0.1, 3.0])
+        else:
+            ts -= rnd.choice([100.0, 3600.0])
+        if rnd.random() < 0.01:
+            ops.append((TAG_ADVANCE, ts + (0.0 if calm else rnd.choice([0.0, 5.0, 100.0]))))
+            continue
+        if not conns or (len(conns) < 12 and rnd.random() < 0.05):
+            conns.append(new_conn())
+        k = rnd.random()
+        if k < 0.08:
+            # UDP: DNS-ish exchange between a connection's hosts
+            cn = rnd.choice(conns)
+            a, b = (cn["c"], cn["s"]) if rnd.random() < 0.6 else (cn["s"], cn["c"])
+            ops.append((TAG_PACKET, pkt(a, b, rnd.choice([5353, 53000, 53]), rnd.choice([53, 53000, 123]), 17,
+                                        payload=bytes([rnd.randrange(256)]) * rnd.randrange(0, 30), ip_id=rnd.randrange(65536))))
+            continue
+        if k < 0.11:
+            cn = rnd.choice(conns)
+            proto = 1 if len(cn["c"]) == 4 else 58
+            q = Quoted(4 if proto == 1 else 6, cn["c"], cn["s"], rnd.choice([6, 17]), cn["cp"], cn["sp"], cn["cseq"] & 0xFFFFFFFF, None)
+            icmp = IcmpInfo(3 if proto == 1 else 1, 4, 0, 1400, q) if rnd.random() < 0.7 else IcmpInfo(
+                8 if proto == 1 else 128, 0, 5, 0, None)
+            ops.append((TAG_PACKET, pkt(rnd.choice(hosts if proto == 1 else hosts6), cn["c"], 0, 0, proto, icmp=icmp, ttl=250)))
+            continue
+        cn = rnd.choice(conns)
+        c, s, cp, sp = cn["c"], cn["s"], cn["cp"], cn["sp"]
+        ph = cn["phase"]
+        client_sends = rnd.random() < 0.55
+        if client_sends:
+            src, dst, spt, dpt, mine, theirs, idk = c, s, cp, sp, "cseq", "sseq", "cid"
+        else:
+            src, dst, spt, dpt, mine, theirs, idk = s, c, sp, cp, "sseq", "cseq", "sid"
+        cn[idk] = (cn[idk] + rnd.choice([1, 1, 1, 0, 2, 3000])) & 0xFFFF
+        ip_id = cn[idk] if len(src) == 4 else None
+        common = dict(ip_id=ip_id, proc=cn["proc"] if client_sends else (None, None), ttl=cn["ttl"] if client_sends else 60,
+                      iface=rnd.choice([0, 0, 0, 0, 1]), macs=bytes(range(12)) if client_sends else bytes(range(1, 13)))
+        if ph == 0:  # SYN (sometimes repeated, sometimes with another ISN)
+            if rnd.random() < 0.1:
+                cn["cseq"] = rnd.randrange(1 << 32)
+            ops.append((TAG_PACKET, pkt(c, s, cp, sp, 6, 0x02, cn["cseq"], 0, **{**common, "proc": cn["proc"]})))
+            cn["phase"] = 1 if rnd.random() < 0.85 else 0
+            continue
+        if ph == 1:  # SYN-ACK
+            if rnd.random() < 0.05:
+                cn["sseq"] = rnd.randrange(1 << 32)
+            ops.append((TAG_PACKET, pkt(s, c, sp, cp, 6, 0x12 if rnd.random() < 0.95 else 0x02, cn["sseq"], cn["cseq"] + 1)))
+            cn["phase"] = 2 if rnd.random() < 0.9 else 1
+            continue
+        if ph == 2:  # the handshake's ACK
+            cn["cseq"] += 1
+            cn["sseq"] += 1
+            ops.append((TAG_PACKET, pkt(c, s, cp, sp, 6, 0x10, cn["cseq"], cn["sseq"], **common)))
+            cn["phase"] = 3
+            continue
+        if ph == 4:  # closed or reset: late packets, or reuse of the ports
+            r = rnd.random()
+            if r < 0.3:
+                cn.update(new_conn() | {"c": c, "s": s, "cp": cp, "sp": sp})
+            elif r < 0.6:
+                ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x10, cn[mine], cn[theirs], **common)))
+            else:
+                ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x04, cn[mine] + rnd.choice([0, 0, 1, 5000]), 0, **common)))
+            if rnd.random() < 0.1:
+                conns.remove(cn)
+            continue
+        # established (or midstream)
+        r = rnd.random()
+        if calm:
+            r = r * 0.88 if rnd.random() < 0.99 else rnd.choice([0.9, 0.95])
+        if r < 0.55:  # in-order data (the fast path's case)
+            data = rnd.choice(payloads)
+            plen = len(data)
+            if rnd.random() < 0.03:
+                plen += 10  # cut by the snaplen
+            ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, rnd.choice([0x18, 0x10]), cn[mine], cn[theirs], payload=data,
+                                        plen=plen, **common)))
+            cn[mine] += plen
+        elif r < 0.70:  # pure ACK (sometimes acking past what was seen: a hole)
+            ack = cn[theirs] + (rnd.choice([0, 100, 2000000]) if rnd.random() < 0.1 else 0)
+            ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x10, cn[mine], ack,
+                                        win=0 if rnd.random() < 0.05 else 65535, **common)))
+        elif r < 0.80:  # retransmission / overlap, maybe with other bytes; or a copy at once
+            back = rnd.choice([7, 50, 100])
+            data = bytes([rnd.choice([0x41, 0x42])]) * back
+            ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x18, cn[mine] - back, cn[theirs], payload=data, **common)))
+            if rnd.random() < 0.3:
+                ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x18, cn[mine] - back, cn[theirs], payload=data, **common)))
+        elif r < 0.88:  # out of order: a later segment first, the hole filled or not
+            data = rnd.choice(payloads)
+            ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x18, cn[mine] + 50, cn[theirs], payload=data, **common)))
+            if rnd.random() < 0.7:
+                ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x18, cn[mine], cn[theirs], payload=b"h" * 50, **common)))
+                cn[mine] += 50 + len(data)
+        elif r < 0.94:  # FIN
+            ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, 0x11, cn[mine], cn[theirs], **common)))
+            cn[mine] += 1
+            if rnd.random() < 0.5:
+                cn["phase"] = 4
+        else:  # RST, sometimes a storm with changing sequence numbers
+            for _i in range(rnd.choice([1, 1, 3, 12])):
+                ops.append((TAG_PACKET, pkt(src, dst, spt, dpt, 6, rnd.choice([0x04, 0x14]),
+                                            cn[mine] + rnd.choice([0, 0, 1, 1460, -5]), cn[theirs], **common)))
+            cn["phase"] = 4
+    return ops
+
+
 # -- canonical text ----------------------------------------------------------------------------
 
 _SAFE = re.compile(r"[A-Za-z0-9_^.:/-]*")
@@ -376,9 +522,9 @@ def run(ops: list[tuple[int, object]], config: FlowConfig, out) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "--gen":
+    if argv and argv[0] in ("--gen", "--conv"):
         seed, n, dump, rest = int(argv[1]), int(argv[2]), argv[3], argv[4:]
-        write_dump(dump, generate(seed, n))
+        write_dump(dump, (generate if argv[0] == "--gen" else generate_conversations)(seed, n))
     elif argv and argv[0] == "--dump":
         dump, rest = argv[1], argv[2:]
     elif len(argv) >= 2:
