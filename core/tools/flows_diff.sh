@@ -1,6 +1,6 @@
 #!/bin/sh
 # Diff the Python and Rust flow tables on every capture under the fixtures and the shared corpus
-# (and, with GEN=N, on N generated adversarial sequences), with the default config and with
+# (and, with GEN=N [GENLEN=packets], on N generated sequences of each kind, --gen and --conv), with the default config and with
 # small limits. Usage: core/tools/flows_diff.sh [outdir]   (run from the repository root)
 # Prints one line per mismatch and a summary; exit status 1 if anything differs.
 set -u
@@ -40,9 +40,11 @@ for cap in $(find /work/main/tests/fixtures /work/shared/corpus -type f \( -name
 done
 i=0
 while [ "$i" -lt "${GEN:-0}" ]; do
-    "$py" core/tools/flows_ref.py --gen "$i" "${GENLEN:-3000}" "$out/gen$i.dump" > /dev/null
-    run "gen$i" default --dump "$out/gen$i.dump"
-    run "gen$i" small --dump "$out/gen$i.dump"
+    for mode in gen conv; do
+        "$py" core/tools/flows_ref.py --$mode "$i" "${GENLEN:-3000}" "$out/$mode$i.dump" > /dev/null
+        run "$mode$i" default --dump "$out/$mode$i.dump"
+        run "$mode$i" small --dump "$out/$mode$i.dump"
+    done
     i=$((i + 1))
 done
 echo "captures=$n runs_equal=$ok runs_different=$bad packets=$pkts records=$recs"
