@@ -172,6 +172,12 @@ def gen(seed: int, cases: int) -> None:
                   (first, ACK, isn[first] + 1, isn[1 - first] + 1)]
             if rnd.random() < 0.2:
                 hs.pop(rnd.randrange(3))  # a handshake packet the capture missed
+            if rnd.random() < 0.1:
+                # the SYN-ACK first, from the side the session calls originator, then a reuse check
+                hs = [(0, SYN | ACK, isn[0], isn[1] + 1)]
+                out.write(f"P 0 {SYN | ACK} {isn[0]} {(isn[1] + 1) & 0xFFFFFFFF} 0 65535 {fhex(ts)} -\n")
+                out.write(f"U {SYN} {rnd.choice([isn[0], isn[1]])} {fhex(ts)}\n")
+                hs = [(1, SYN, isn[1], 0), (1, ACK, isn[1] + 1, isn[0] + 1)]
             if rnd.random() < 0.2:
                 rnd.shuffle(hs)
             for side_, flags_, seq_, ack_ in hs:
@@ -186,6 +192,19 @@ def gen(seed: int, cases: int) -> None:
                         seq_ = (isn[side_] + 1 + sent[side_]) & 0xFFFFFFFF
                         ack_ = (isn[1 - side_] + 1 + sent[1 - side_] + (1 if side_ != 0 else 0)) & 0xFFFFFFFF
                         out.write(f"P {side_} {FIN | ACK} {seq_} {ack_} 0 65535 {fhex(ts)} -\n")
+                    if rnd.random() < 0.5:
+                        # after the close: a late RST, data, a reused 5-tuple
+                        for _ in range(rnd.randrange(1, 4)):
+                            side_ = rnd.randrange(2)
+                            ts += rnd.choice([0.01, 2.0, 6.0])
+                            fl = rnd.choice([RST, RST | ACK, ACK | PSH, SYN, FIN | ACK])
+                            seq_ = (isn[side_] + 1 + sent[side_] + rnd.choice([0, 0, 1, 5])) & 0xFFFFFFFF
+                            pl = streams[side_][:rnd.choice([0, 3])] if fl & PSH else b""
+                            out.write(f"P {side_} {fl} {seq_} {(isn[1 - side_] + 1 + sent[1 - side_]) & 0xFFFFFFFF} "
+                                      f"{len(pl)} 65535 {fhex(ts)} {pl.hex() or '-'}\n")
+                            if rnd.random() < 0.5:
+                                out.write(f"U {rnd.choice([SYN, SYN | ACK])} "
+                                          f"{rnd.choice([isn[0], isn[1], rnd.getrandbits(32)])} {fhex(ts + rnd.choice([1.0, 6.0]))}\n")
                     out.write(f"E {fhex(ts + 6.0)}\n")
                     break
                 r = 0.15 + r * 0.85 if rnd.random() < 0.9 else r
