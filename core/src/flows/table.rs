@@ -1238,3 +1238,303 @@ fn direction(flow: &mut Flow, side: usize) -> DirectionStats {
         duplicates: st.duplicates,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{IcmpInfo, Quoted};
+
+    const A: [u8; 4] = [10, 0, 0, 1];
+    const B: [u8; 4] = [10, 0, 0, 2];
+    const R: [u8; 4] = [10, 0, 0, 254];
+
+    fn tcp(ts: f64, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8, seq: u32, ack: u32, data: &[u8]) -> Packet {
+        Packet {
+            ts,
+            ip_version: 4,
+            src: Addr::v4(src),
+            dst: Addr::v4(dst),
+            proto: PROTO_TCP,
+            ttl: 64,
+            ip_id: Some(1),
+            df: true,
+            ip_len: 40 + data.len() as u32,
+            sport,
+            dport,
+            tcp_flags: flags,
+            seq,
+            ack,
+            win: 65535,
+            tcp_options: Vec::new(),
+            payload: data.to_vec(),
+            payload_len: data.len() as u32,
+            icmp: None,
+            vlan: Vec::new(),
+            iface: 0,
+            proc_name: None,
+            pid: None,
+            fragmented: false,
+            macs: Vec::new(),
+        }
+    }
+
+    fn udp(ts: f64, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, data: &[u8]) -> Packet {
+        let mut p = tcp(ts, src, sport, dst, dport, 0, 0, 0, data);
+        p.proto = PROTO_UDP;
+        p.win = 0;
+        p
+    }
+
+    fn table() -> FlowTable {
+        FlowTable::new(FlowConfig::default())
+    }
+
+    /// A whole connection: handshake, a request and its answer, FIN both ways.
+    fn connection(t: &mut FlowTable, out: &mut Vec<FlowRecord>, ts: f64, sport: u16) {
+        let (c, s) = (1000u32, 5000u32);
+        t.add(tcp(ts, A, sport, B, 443, SYN, c, 0, b""), out);
+        t.add(tcp(ts + 0.010, B, 443, A, sport, SYN | ACK, s, c + 1, b""), out);
+        t.add(tcp(ts + 0.011, A, sport, B, 443, ACK, c + 1, s + 1, b""), out);
+        t.add(tcp(ts + 0.012, A, sport, B, 443, ACK | 0x08, c + 1, s + 1, b"\x16\x03\x01\x00\x01\x01"), out);
+        t.add(tcp(ts + 0.020, B, 443, A, sport, ACK, s + 1, c + 7, b"\x16\x03\x03\x00\x01\x02\x00"), out);
+        // in order again: the fast path
+        t.add(tcp(ts + 0.021, A, sport, B, 443, ACK, c + 7, s + 8, b"more"), out);
+        t.add(tcp(ts + 0.022, B, 443, A, sport, ACK, s + 8, c + 11, b""), out);
+        t.add(tcp(ts + 0.030, A, sport, B, 443, FIN | ACK, c + 11, s + 8, b""), out);
+        t.add(tcp(ts + 0.031, B, 443, A, sport, FIN | ACK, s + 8, c + 12, b""), out);
+        t.add(tcp(ts + 0.032, A, sport, B, 443, ACK, c + 12, s + 9, b""), out);
+    }
+
+    #[test]
+    fn a_closed_connection_ends_after_the_linger() {
+        let mut t = table();
+        let mut out = Vec::new();
+        connection(&mut t, &mut out, 100.0, 50000);
+        assert!(out.is_empty());
+        assert_eq!(t.len(), 1);
+        // The SYN's attempt timer (stale by now: it fires nothing) is still the heap's first.
+        assert_eq!(t.next_timer(), 105.0);
+        t.advance(105.0, &mut out);
+        assert!(out.is_empty());
+        t.advance(106.0, &mut out);
+        assert_eq!(out.len(), 1);
+        let r = &out[0];
+        assert_eq!(r.end_reason, EndReason::Closed);
+        assert_eq!(r.conn_state, "SF");
+        assert_eq!(r.history, "ShADdaFf");
+        assert_eq!(r.client_ip, Addr::v4(A));
+        assert_eq!(r.client.packets, 6);
+        assert_eq!(r.server.packets, 4);
+        assert_eq!(r.client.zeek_bytes, 10);
+        let stream = r.client.stream.as_ref().map(|s| s.data.clone()).unwrap_or_default();
+        assert_eq!(stream, b"\x16\x03\x01\x00\x01\x01more".to_vec());
+        assert_eq!(r.synack_ts, Some(100.010));
+        assert_eq!(r.rtt_syn_synack, Some(100.010 - 100.0));
+        assert!(!r.flipped && !r.truncated_start && !r.open_at_end);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.flows_emitted, 1);
+    }
+
+    #[test]
+    fn a_synack_first_makes_its_receiver_the_client() {
+        let mut t = table();
+        let mut out = Vec::new();
+        t.add(tcp(1.0, B, 443, A, 50000, SYN | ACK, 5, 11, b""), &mut out);
+        t.flush(&mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].flipped);
+        assert_eq!(out[0].client_ip, Addr::v4(A));
+        assert_eq!(out[0].history, "^h");
+        assert_eq!(out[0].first_src, Addr::v4(B));
+        assert_eq!(out[0].end_reason, EndReason::EndOfCapture);
+        assert!(out[0].open_at_end);
+    }
+
+    #[test]
+    fn midstream_roles_follow_the_content() {
+        let mut t = table();
+        let mut out = Vec::new();
+        // Ports say nothing (two ephemeral ones); the second side's ClientHello decides.
+        t.add(tcp(1.0, A, 40000, B, 50000, ACK, 1, 1, b""), &mut out);
+        t.add(tcp(1.1, B, 50000, A, 40000, ACK | 0x08, 1, 1, b"\x16\x03\x01\x00\x01\x01"), &mut out);
+        t.flush(&mut out);
+        assert_eq!(out[0].client_ip, Addr::v4(B));
+        assert!(out[0].flipped);
+        assert!(out[0].truncated_start);
+    }
+
+    #[test]
+    fn udp_port_rule_and_history() {
+        let mut t = table();
+        let mut out = Vec::new();
+        t.add(udp(1.0, B, 53, A, 40000, b"answer"), &mut out);
+        t.add(udp(1.5, A, 40000, B, 53, b"query"), &mut out);
+        t.flush(&mut out);
+        let r = &out[0];
+        assert_eq!(r.history, "^dD");
+        assert_eq!(r.conn_state, "SF");
+        assert_eq!(r.client_ip, Addr::v4(A));
+        assert_eq!(r.server.datagrams.len(), 1);
+        assert_eq!(r.server.datagrams[0].payload, b"answer".to_vec());
+        assert_eq!(r.client.state, "active");
+    }
+
+    #[test]
+    fn an_unanswered_syn_times_out() {
+        let mut t = table();
+        let mut out = Vec::new();
+        t.add(tcp(10.0, A, 50000, B, 443, SYN, 1, 0, b""), &mut out);
+        t.add(tcp(14.0, A, 50001, B, 443, SYN, 1, 0, b""), &mut out);
+        assert!(out.is_empty());
+        t.add(udp(15.0, A, 1, B, 2, b""), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::AttemptTimeout);
+        assert_eq!(out[0].conn_state, "S0");
+        assert_eq!(out[0].client_port, 50000);
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_nearest_deadline() {
+        let mut cfg = FlowConfig::default();
+        cfg.max_flows = 2;
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        t.add(udp(1.0, A, 40000, B, 53, b"q"), &mut out); // deadline 61
+        t.add(tcp(2.0, A, 50000, B, 443, SYN, 1, 0, b""), &mut out); // attempt deadline 7
+        t.add(udp(3.0, A, 40001, B, 53, b"q"), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Evicted);
+        assert_eq!(out[0].proto, PROTO_TCP);
+        assert_eq!(t.weird.get("flow_table_full"), 1);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_syn_with_a_new_isn_after_the_close_reuses_the_ports() {
+        let mut t = table();
+        let mut out = Vec::new();
+        connection(&mut t, &mut out, 100.0, 50000);
+        t.add(tcp(101.0, A, 50000, B, 443, SYN, 777, 0, b""), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Reused);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.weird.get("premature_connection_reuse"), 1);
+    }
+
+    #[test]
+    fn the_clock_going_back_ends_every_flow_but_a_continued_connection() {
+        let mut t = table();
+        let mut out = Vec::new();
+        connection(&mut t, &mut out, 1000.0, 50000);
+        t.add(udp(1000.5, A, 40000, B, 53, b"q"), &mut out);
+        t.add(tcp(1000.6, A, 50001, B, 443, ACK, 1, 1, b""), &mut out);
+        // One outlier is held, then released when the clock is seen again.
+        t.add(udp(10.0, A, 40002, B, 53, b"old"), &mut out);
+        assert_eq!(t.len(), 3);
+        t.add(udp(1000.7, A, 40000, B, 53, b"q"), &mut out);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.weird.get("time_went_backwards"), 0);
+        // Three in a row: a time jump. The connection on 50001 continues (no SYN).
+        t.add(tcp(20.0, A, 50001, B, 443, ACK, 1, 1, b""), &mut out);
+        t.add(udp(20.1, A, 40003, B, 53, b"q"), &mut out);
+        t.add(udp(20.2, A, 40004, B, 53, b"q"), &mut out);
+        assert_eq!(t.weird.get("time_went_backwards"), 1);
+        let jumped: Vec<u16> =
+            out.iter().filter(|r| r.end_reason == EndReason::TimeJump).map(|r| r.client_port).collect();
+        assert_eq!(jumped, vec![50000, 40000, 40002]);
+        assert_eq!(t.len(), 3);
+        out.clear();
+        t.flush(&mut out);
+        let ports: Vec<u16> = out.iter().map(|r| r.client_port).collect();
+        assert_eq!(ports, vec![50001, 40003, 40004]);
+        assert_eq!(out[0].client.packets, 2);
+    }
+
+    #[test]
+    fn icmp_errors_attach_to_the_flow_they_quote() {
+        let mut t = table();
+        let mut out = Vec::new();
+        t.add(tcp(1.0, A, 50000, B, 443, SYN, 1, 0, b""), &mut out);
+        let mut err = udp(1.1, R, 0, A, 0, b"");
+        err.proto = PROTO_ICMP;
+        let quoted = Quoted {
+            ip_version: 4,
+            src: Addr::v4(A),
+            dst: Addr::v4(B),
+            proto: PROTO_TCP,
+            sport: 50000,
+            dport: 443,
+            seq: 1,
+            ip_id: None,
+        };
+        err.icmp = Some(IcmpInfo { type_: 3, code: 4, rest: 0, mtu: 1400, quoted: Some(quoted.clone()) });
+        t.add(err.clone(), &mut out);
+        // The same error about a flow the table does not hold is a flow of its own.
+        let mut other = err.clone();
+        if let Some(i) = other.icmp.as_mut() {
+            i.quoted = Some(Quoted { sport: 1, ..quoted });
+        }
+        t.add(other, &mut out);
+        let mut echo = err;
+        echo.icmp = Some(IcmpInfo { type_: 8, code: 0, rest: 0, mtu: 0, quoted: None });
+        t.add(echo, &mut out);
+        t.flush(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].icmp_error_total, 1);
+        assert_eq!(out[0].icmp_errors[0].reporter, Addr::v4(R));
+        assert_eq!(out[0].icmp_errors[0].about, Side::Client);
+        assert_eq!(out[0].icmp_errors[0].mtu, 1400);
+        assert_eq!((out[1].proto, out[1].client_port, out[1].server_port), (PROTO_ICMP, 3, 4));
+        assert_eq!((out[2].client_port, out[2].server_port, out[2].conn_state.as_str()), (8, 0, "OTH"));
+    }
+
+    #[test]
+    fn unhandled_packets_are_counted() {
+        let mut t = table();
+        let mut out = Vec::new();
+        let mut gre = udp(1.0, A, 0, B, 0, b"");
+        gre.proto = 47;
+        t.add(gre, &mut out);
+        let mut icmp = udp(1.0, A, 0, B, 0, b"");
+        icmp.proto = PROTO_ICMP;
+        t.add(icmp, &mut out);
+        let mut frag = udp(1.0, A, 0, B, 0, b"");
+        frag.fragmented = true;
+        t.add(frag, &mut out);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.packets, 3);
+        assert_eq!(t.weird.get("flow_unhandled_ip_proto"), 1);
+        assert_eq!(t.weird.get("icmp_without_header"), 1);
+        assert_eq!(t.weird.get("fragment_without_transport"), 1);
+    }
+
+    #[test]
+    fn rst_evidence_counts_what_follows() {
+        let mut t = table();
+        let mut out = Vec::new();
+        connection(&mut t, &mut out, 100.0, 50000);
+        t.add(tcp(100.5, B, 443, A, 50000, RST, 5009, 0, b""), &mut out);
+        t.add(tcp(100.6, B, 443, A, 50000, ACK, 5009, 1012, b"late"), &mut out);
+        t.flush(&mut out);
+        let r = &out[0];
+        assert_eq!(r.rst_total, 1);
+        assert_eq!(r.rsts[0].sender, Side::Server);
+        assert_eq!(r.rsts[0].packets_after, 1);
+        assert_eq!(r.rsts[0].data_after, 4);
+        assert_eq!(r.rsts[0].seq_at_next, Some(true));
+    }
+
+    #[test]
+    fn duplicates_are_told_from_retransmissions() {
+        let mut t = table();
+        let mut out = Vec::new();
+        connection(&mut t, &mut out, 100.0, 50000);
+        let p = tcp(100.1, A, 50001, B, 443, ACK, 10, 10, b"data");
+        t.add(p.clone(), &mut out);
+        t.add(Packet { ts: 100.1005, ..p.clone() }, &mut out);
+        t.add(Packet { ts: 100.5, ..p }, &mut out);
+        t.flush(&mut out);
+        let r = out.iter().find(|r| r.first_sport == 50001).map(|r| r.client.duplicates);
+        assert_eq!(r, Some(1));
+    }
+}
