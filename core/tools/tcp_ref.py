@@ -166,6 +166,20 @@ def gen(seed: int, cases: int) -> None:
         acked = [0, 0]  # what each side acks of the other's stream
         ts = rnd.uniform(1e9, 2e9)
         n_ops = rnd.randrange(1, 60)
+        if rnd.random() < 0.1:
+            # sequence numbers that wrap, several times: huge strides, both directions acked
+            pos = [isn[0], isn[1]]
+            out.write(f"P 0 {SYN} {isn[0]} 0 0 65535 {fhex(ts)} -\n")
+            out.write(f"P 1 {SYN | ACK} {isn[1]} {(isn[0] + 1) & 0xFFFFFFFF} 0 65535 {fhex(ts)} -\n")
+            for _ in range(rnd.randrange(5, 40)):
+                side_ = rnd.randrange(2)
+                ts += 0.01
+                pos[side_] += rnd.choice([1, 10, 1 << 20, 0x40000000, 0x7FFFFFF0, 0x90000000])
+                pl = streams[side_][: rnd.choice([0, 5])]
+                fl = rnd.choice([ACK, ACK | PSH, ACK | PSH, ACK | FIN, RST])
+                out.write(f"P {side_} {fl} {pos[side_] & 0xFFFFFFFF} {(pos[1 - side_] + rnd.choice([0, 1, 7])) & 0xFFFFFFFF} "
+                          f"{len(pl)} 65535 {fhex(ts)} {pl.hex() or '-'}\n")
+            continue
         if clean:
             first = rnd.randrange(2)
             hs = [(first, SYN, isn[first], 0), (1 - first, SYN | ACK, isn[1 - first], isn[first] + 1),
