@@ -55,6 +55,9 @@ class EngineConfig:
     max_bytes: int | None = None
     """Capture data (after gunzip) read from one file before reading stops with CaptureError
     (`--max-bytes`): a gzip bomb is refused instead of inflated to the end."""
+    engine: str | None = None
+    """The packet loop: "native" (the compiled core, `analyzer.native`), "python" (this module's
+    `Engine`, the reference), or None: native when it was built (`analyzer.native.resolve_engine`)."""
     max_memory_mb: int | None = None
     """Stop reading once the process's resident memory passes this many MiB (checked every
     `MEMORY_CHECK_EVERY` packets), and write the report of what was read. None: the
@@ -184,7 +187,7 @@ class Engine:
         self.stopped = why
         self.weird[weird] += 1
         self._stop_weird = Counter({weird: 1})  # also in the weirds of the capture being read
-        packets = self.table.packets
+        packets = self.packets
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(f"apple-net: stopped reading after {packets} packets: {why}; "
                              "the report covers what was read\n")
@@ -194,6 +197,11 @@ class Engine:
 
     def _out_of_memory(self) -> None:
         self._stop_reading("reading_stopped_out_of_memory", "out of memory (MemoryError)")
+
+    @property
+    def packets(self) -> int:
+        """Packets given to the flow table so far."""
+        return self.table.packets
 
     # -- packets -------------------------------------------------------------
     def feed(self, raw: RawPacket, owned: bool = False) -> None:
@@ -555,11 +563,23 @@ def relaxed_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+def make_engine(config: EngineConfig | None = None, on_flow: FlowSink | None = None,
+                shard: tuple[int, int] | None = None, on_dns: DNSSink | None = None) -> Engine:
+    """The engine `config.engine` asks for: the compiled core's when built, else this module's."""
+    from analyzer.native import resolve_engine
+
+    if resolve_engine(config.engine if config is not None else None) == "native":
+        from analyzer.native.engine import NativeEngine
+
+        return NativeEngine(config, on_flow, shard, on_dns)
+    return Engine(config, on_flow, shard, on_dns)
+
+
 def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | None = None,
                progress: ProgressFn | None = None, on_flow: FlowSink | None = None,
                on_dns: DNSSink | None = None, shard: tuple[int, int] | None = None) -> EngineResult:
     """Read captures in order into one engine (one flow table: a capture split in files stays whole)."""
-    engine = Engine(config, on_flow, shard, on_dns)
+    engine = make_engine(config, on_flow, shard, on_dns)
     with relaxed_gc():
         for p in paths:
             if engine.stopped is not None:

@@ -414,6 +414,21 @@ class CaptureReader:
         self._current = packets
         return packets
 
+    def chunks(self) -> Iterator[bytes]:
+        """A pass over the capture's bytes (after gunzip) in chunks, from its first byte, for a
+        record walk done elsewhere (the compiled core, `analyzer.native`).
+
+        The same stream, `max_bytes` limit, counters of bytes read and gzip weirds as a
+        pass of `__iter__`; the walk's own counters (packets, bytes, truncated records)
+        are the walker's to keep.
+        """
+        src = self._start()
+        try:
+            while chunk := self._refill(src, 0):
+                yield chunk
+        finally:
+            src.close()
+
     def shard_pass(self, k: int, n: int) -> Iterator[RawPacket | Undecided | Skipped]:
         """A pass over a classic pcap for shard k of n, by `analyzer.engine.raw_shard`'s rule.
 

@@ -161,6 +161,10 @@ def byte_size(text: str) -> int:
 
 
 def add_max_bytes(p: argparse.ArgumentParser) -> None:
+    """The input options every reading command shares: --max-bytes and --engine."""
+    p.add_argument("--engine", choices=("native", "python", "auto"), default=None,
+                   help="the packet loop: native (the compiled core), python (the reference engine) or "
+                   "auto, the default: native when it was built at install time (APPLE_NET_ENGINE sets the default)")
     p.add_argument("--max-bytes", type=byte_size, metavar="SIZE",
                    help="refuse a capture holding more than SIZE bytes of data once gunzipped (e.g. 20G): "
                    "one line and exit 2 instead of inflating a gzip bomb to its end (default: no limit)")
@@ -168,11 +172,12 @@ def add_max_bytes(p: argparse.ArgumentParser) -> None:
 
 def engine_config(args: argparse.Namespace) -> Any:
     """The EngineConfig the input options ask for, or None for the defaults."""
-    if args.max_bytes is None:
+    engine = getattr(args, "engine", None)
+    if args.max_bytes is None and engine is None:
         return None
     from analyzer.engine import EngineConfig
 
-    return EngineConfig(max_bytes=args.max_bytes)
+    return EngineConfig(max_bytes=args.max_bytes, engine=engine)
 
 
 def check_inputs(files: list[str]) -> None:

@@ -202,7 +202,7 @@ def client_side_by_content(payload: bytes) -> int | None:
     return None
 
 
-def _uid(dup: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int, proto: int) -> str:
+def flow_uid(dup: int, ts: float, src: bytes, sport: int, dst: bytes, dport: int, proto: int) -> str:
     """A Zeek-like uid ("C" + 18 hex digits), the same for the same capture and config.
 
     Hashes the flow's first packet (time, 5-tuple) and `dup`, the number of
@@ -1270,7 +1270,7 @@ class FlowTable:
         rtt2 = ack_ts - synack_ts if ack_ts is not None and synack_ts is not None else None
         eps = flow.eps
         return _make_record(
-            uid=_uid(flow.dup, flow.first_ts, flow.addrs[0], flow.ports[0], flow.addrs[1], flow.ports[1], proto),
+            uid=flow_uid(flow.dup, flow.first_ts, flow.addrs[0], flow.ports[0], flow.addrs[1], flow.ports[1], proto),
             community_id=community_id(addr_o, addr_r, proto, port_o, port_r),
             proto=proto,
             ip_version=flow.ipv,

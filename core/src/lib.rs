@@ -12,3 +12,6 @@ pub mod flows;
 pub mod packet;
 pub mod record;
 pub mod weird;
+pub mod engine;
+pub mod events;
+pub mod ffi;

@@ -1,0 +1,200 @@
+"""`NativeEngine`: `analyzer.engine.Engine` with its per-packet loop in the compiled core.
+
+The core walks the records, decodes, keeps the flow table and hands back, per chunk of
+file bytes, the events the Python engine would have acted on, in its order: finished flows
+(inspected here by the same `inspect_flow`), DNS messages for the same `DNSTracker`, ARP
+frames and NDP packets for the same `NeighborTracker`. Everything after the flow table is
+the Python engine's own code, so both engines give the same results
+(tests/test_native_differential.py).
+
+Differences that are not results: reading stops for --max-memory at a chunk's end (the
+Python engine checks every 16k packets), and frames handed one by one (a live capture) go
+to the Python engine's loop (`feed`), since a crossing per packet would cost more than the
+core saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from collections import Counter
+from typing import Any
+
+from analyzer.capture.reader import open_capture
+from analyzer.engine import (
+    CaptureSummary,
+    DNSSink,
+    Engine,
+    EngineConfig,
+    EngineResult,
+    FlowSink,
+    ProgressFn,
+)
+from analyzer.dnsmap import NameMap
+from analyzer.errors import CaptureError
+from analyzer.native import CFlowConfig, CoreUnavailable, load
+from analyzer.native.events import EV_ARP, EV_DNS, EV_FLOW, EV_NDP, _Cursor, read_events
+
+__all__ = ["NativeEngine"]
+
+
+class NativeEngine(Engine):
+    """The engine with the compiled core's packet loop for files (`read`); see the module docstring."""
+
+    def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None,
+                 shard: tuple[int, int] | None = None, on_dns: DNSSink | None = None) -> None:
+        super().__init__(config, on_flow, shard, on_dns)
+        lib = load()
+        if lib is None:
+            raise CoreUnavailable("the compiled core is not available")
+        self._lib = lib
+        k, n = self._shard if self._shard is not None else (0, 1)
+        cfg = CFlowConfig.of(self.config.flows)
+        handle = lib.anc_new(ctypes.byref(cfg), k, n)
+        if not handle:
+            raise CoreUnavailable("the compiled core could not start")
+        self._h = handle
+        self._len = ctypes.c_size_t()
+        self._finished_core = False
+
+    def __del__(self) -> None:
+        h, self._h = getattr(self, "_h", None), None
+        if h:
+            self._lib.anc_free(h)
+
+    # -- the core's buffers --------------------------------------------------------
+    def _buffer(self, fn: Any) -> bytes:
+        ptr = fn(self._h, ctypes.byref(self._len))
+        n = self._len.value
+        return ctypes.string_at(ptr, n) if n else b""
+
+    def _call(self, rc: int) -> None:
+        if rc < 0:
+            self._internal("packet", RuntimeError(f"compiled core error {rc}"))
+
+    def _events(self) -> None:
+        buf = self._buffer(self._lib.anc_events)
+        if not buf:
+            return
+        for kind, value in read_events(buf):
+            if kind == EV_FLOW:
+                self._flow_done(value)
+                continue
+            try:
+                if kind == EV_DNS:
+                    self.dns.feed(*value)
+                elif kind == EV_ARP:
+                    self.neighbors.arp(value)
+                elif kind == EV_NDP:
+                    self.neighbors.ndp(value)
+            except (OSError, MemoryError):
+                raise
+            except Exception as exc:  # the error boundary, as Engine._feed's
+                self._internal("packet", exc)
+
+    @property
+    def packets(self) -> int:
+        flows, packets = ctypes.c_uint64(), ctypes.c_uint64()
+        self._lib.anc_table_counts(self._h, ctypes.byref(flows), ctypes.byref(packets))
+        return packets.value
+
+    # -- files ---------------------------------------------------------------------
+    def read(self, path: str | os.PathLike[str], progress: ProgressFn | None = None) -> CaptureSummary:
+        reader = open_capture(path, self.config.max_bytes)
+        total = 0
+        with contextlib.suppress(OSError):
+            total = os.path.getsize(path)
+        lib, h = self._lib, self._h
+        reading = self.stopped is None
+        name = reader.name.encode("utf-8", "surrogateescape")
+        self._call(lib.anc_begin_file(h, name, len(name), int(reader.compressed)))
+        error = None
+        try:
+            if reading:
+                for chunk in reader.chunks():
+                    rc = lib.anc_feed(h, chunk, len(chunk))
+                    if rc == 1:
+                        raise CaptureError(self._buffer(lib.anc_error).decode("utf-8", "replace"))
+                    self._call(rc)
+                    self._events()
+                    if progress is not None:
+                        progress(reader.bytes_read, total)
+                    self._check_memory()
+                    if self.stopped is not None:
+                        break
+        finally:
+            reader.close()
+            rc = lib.anc_end_file(h)
+            if rc == 1:
+                error = self._buffer(lib.anc_error).decode("utf-8", "replace")
+            else:
+                self._call(rc)
+            self._events()
+        if error is not None:  # too short to be a capture: open_capture says so first, but the file may have changed
+            raise CaptureError(error)
+        info = self._buffer(lib.anc_info)
+        return self._summary(reader, info, reading)
+
+    def _summary(self, reader: Any, info: bytes, reading: bool) -> CaptureSummary:
+        c = _Cursor(info)
+        fmt = c.bytes_().decode()
+        packets, nbytes = c.u64(), c.u64()
+        link_types = tuple(c.bytes_().decode() for _ in range(c.u32()))
+        truncated, process_info = bool(c.u8()), bool(c.u8())
+        first_ts, last_ts = c.f64(), c.f64()
+        counts_frames = bool(c.u8())
+        weird: Counter[str] = Counter(reader.weird)
+        for _ in range(c.u32()):
+            name = c.bytes_().decode()
+            weird[name] += c.u64()
+        summary = CaptureSummary(
+            source=reader.name,
+            format=fmt or getattr(reader, "format", None),
+            packets=packets,
+            bytes=nbytes,
+            first_ts=None if first_ts != first_ts else first_ts,
+            last_ts=None if last_ts != last_ts else last_ts,
+            link_types=link_types,
+            truncated=truncated or bool(reader.truncated),
+            dropped=None,
+            weird=tuple(sorted((weird + self._stop_weird).items() if reading and self.stopped
+                               else weird.items())),
+            on_device="pktap" in link_types or process_info,
+        )
+        if counts_frames:
+            self.weird.update(weird)
+        self.captures.append(summary)
+        return summary
+
+    # -- the clock and the end -------------------------------------------------------
+    def advance(self, ts: float) -> None:
+        self._call(self._lib.anc_advance(self._h, ts))
+        self._events()
+
+    def skip(self, times: list[float]) -> None:
+        for t in times:
+            self._call(self._lib.anc_advance(self._h, t))
+        self._events()
+
+    def feed(self, raw: Any, owned: bool = False) -> None:
+        raise NotImplementedError("NativeEngine reads files; frames one by one go to the Python engine")
+
+    def finish(self) -> EngineResult:
+        if not self._finished_core:
+            self._finished_core = True
+            try:
+                self._call(self._lib.anc_finish(self._h))
+                self._events()
+            except MemoryError:
+                self._out_of_memory()
+            c = _Cursor(self._buffer(self._lib.anc_info))
+            for _ in range(c.u32()):
+                name = c.bytes_().decode()
+                self.weird[name] += c.u64()
+        self.weird.update(self.dns.weird)
+        self.weird.update(self.neighbors.weird)
+        dns = self.dns.finish()
+        self.flows.sort(key=lambda f: (f.flow.ts_start, f.flow.uid))
+        return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird, self.neighbors.bindings())
+

@@ -1,0 +1,276 @@
+"""Reading the compiled core's event buffer back into the Python engine's values.
+
+The format is written by `core/src/events.rs` (the two files are one format and change
+together): little-endian; an optional float is NaN for None, an optional integer -1;
+byte strings and lists carry a u32 length (u32 max for a None byte string).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from analyzer.capture.decode import ArpFrame, IcmpInfo, Packet, Quoted, ip_text_cached, mac_text
+from analyzer.flows.community_id import community_id
+from analyzer.flows.records import (
+    Datagram,
+    DirectionStats,
+    EndReason,
+    FlowRecord,
+    IcmpError,
+    RstEvidence,
+    Side,
+    StreamData,
+    fast_constructor,
+)
+from analyzer.flows.table import flow_uid
+
+__all__ = ["EV_ARP", "EV_DNS", "EV_FLOW", "EV_NDP", "read_events", "read_packet"]
+
+EV_FLOW, EV_DNS, EV_ARP, EV_NDP = 1, 2, 3, 4
+
+_U8 = struct.Struct("<B").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_Q = struct.Struct("<Q").unpack_from
+_q = struct.Struct("<q").unpack_from
+_D = struct.Struct("<d").unpack_from
+_FLOW = struct.Struct("<Q2d2B4H5d3Q5B")
+_DIR = struct.Struct("<4Q3dQ2q2d6Q")
+_STREAM_TAIL = struct.Struct("<5Q4B")
+_SEGMENT = struct.Struct("<Qd")
+_RST = struct.Struct("<d2BqBH2IBI")
+_RST_TAIL = struct.Struct("<2Bd2q2Q")
+_ICMP_ERR_HEAD = struct.Struct("<d2B")
+_ICMP_ERR_TAIL = struct.Struct("<2B2I")
+_DNS_HEAD = struct.Struct("<d")
+_PKT_HEAD = struct.Struct("<dB")
+_NONE32 = 0xFFFFFFFF
+_END_REASONS = tuple(EndReason)
+_SIDES = (Side.CLIENT, Side.SERVER)
+_OPT_BOOL = (False, True, None)
+
+_make_record = fast_constructor(FlowRecord)
+_make_direction = fast_constructor(DirectionStats)
+_make_stream = fast_constructor(StreamData)
+_text: dict[bytes, str] = {}
+
+
+def _opt_f(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def _opt_i(v: int) -> int | None:
+    return None if v < 0 else v
+
+
+def _interned(raw: bytes) -> str:
+    """Short repeated strings (states, patterns, conn_state) made once."""
+    s = _text.get(raw)
+    if s is None:
+        s = _text[raw] = raw.decode()
+    return s
+
+
+class _Cursor:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes, pos: int = 0) -> None:
+        self.buf = buf
+        self.pos = pos
+
+    def u8(self) -> int:
+        v: int = self.buf[self.pos]
+        self.pos += 1
+        return v
+
+    def u16(self) -> int:
+        (v,) = _U16(self.buf, self.pos)
+        self.pos += 2
+        return int(v)
+
+    def u32(self) -> int:
+        (v,) = _U32(self.buf, self.pos)
+        self.pos += 4
+        return int(v)
+
+    def u64(self) -> int:
+        (v,) = _Q(self.buf, self.pos)
+        self.pos += 8
+        return int(v)
+
+    def opt_i(self) -> int | None:
+        (v,) = _q(self.buf, self.pos)
+        self.pos += 8
+        return None if v < 0 else int(v)
+
+    def f64(self) -> float:
+        (v,) = _D(self.buf, self.pos)
+        self.pos += 8
+        return float(v)
+
+    def bytes_(self) -> bytes:
+        n = self.u32()
+        p = self.pos
+        self.pos = p + n
+        return self.buf[p:p + n]
+
+    def opt_bytes(self) -> bytes | None:
+        (n,) = _U32(self.buf, self.pos)
+        if n == _NONE32:
+            self.pos += 4
+            return None
+        return self.bytes_()
+
+    def opt_str(self) -> str | None:
+        b = self.opt_bytes()
+        return None if b is None else b.decode("utf-8", "replace")
+
+    def addr(self) -> bytes:
+        n = self.buf[self.pos]
+        p = self.pos + 1
+        self.pos = p + n
+        return self.buf[p:p + n]
+
+    def unpack(self, st: struct.Struct) -> tuple[Any, ...]:
+        v = st.unpack_from(self.buf, self.pos)
+        self.pos += st.size
+        return v
+
+
+def read_packet(c: _Cursor) -> Packet:
+    ts, ipv = c.unpack(_PKT_HEAD)
+    src, dst = c.addr(), c.addr()
+    proto, ttl = c.u8(), c.u8()
+    ip_id = c.opt_i()
+    df = bool(c.u8())
+    ip_len = c.u32()
+    sport, dport = c.u16(), c.u16()
+    flags = c.u8()
+    seq, ack = c.u32(), c.u32()
+    win = c.u16()
+    options, payload = c.bytes_(), c.bytes_()
+    payload_len = c.u32()
+    icmp = None
+    if c.u8():
+        itype, icode, rest, mtu = c.u8(), c.u8(), c.u32(), c.u32()
+        quoted = None
+        if c.u8():
+            qv = c.u8()
+            qsrc, qdst = c.addr(), c.addr()
+            qproto, qsport, qdport, qseq = c.u8(), c.u16(), c.u16(), c.u32()
+            quoted = Quoted(qv, qsrc, qdst, qproto, qsport, qdport, qseq, c.opt_i())
+        icmp = IcmpInfo(itype, icode, rest, mtu, quoted)
+    vlan = tuple(c.u16() for _ in range(c.u32()))
+    iface = c.u32()
+    proc_name = c.opt_str()
+    pid = c.opt_i()
+    fragmented = bool(c.u8())
+    macs = c.bytes_()
+    return Packet(ts, ipv, src, dst, proto, ttl, ip_id, df, ip_len, sport, dport, flags, seq, ack, win,
+                  options, payload, payload_len, icmp, vlan, iface, proc_name, pid, fragmented, macs)
+
+
+def _stream(c: _Cursor) -> StreamData:
+    data = c.bytes_()
+    n = c.u32()
+    p = c.pos
+    c.pos = p + n * 16
+    segments = tuple(_SEGMENT.iter_unpack(c.buf[p:c.pos])) if n else ()
+    stream_bytes, gaps, gap_bytes, conflicts, pending, cap, gap, seg_trunc, budget = c.unpack(_STREAM_TAIL)
+    return _make_stream(data, segments, stream_bytes, bool(cap), bool(gap), gaps, gap_bytes, conflicts, pending,
+                        bool(seg_trunc), bool(budget))
+
+
+def _direction(c: _Cursor) -> DirectionStats:
+    (packets, ip_bytes, payload_bytes, zeek_bytes, first_ts, last_ts, syn_ts, syn_count, syn_window, syn_ttl,
+     first_data_ts, fin_ts, rst_count, rxmt, win0, missed, dgram_count, duplicates) = c.unpack(_DIR)
+    pattern = _interned(c.bytes_())
+    state = _interned(c.bytes_())
+    ttls = tuple((c.u8(), c.u64()) for _ in range(c.u32()))
+    ip_ids = tuple(c.u32() for _ in range(c.u32()))
+    syn_options = c.bytes_()
+    stream = _stream(c) if c.u8() else None
+    datagrams = tuple(Datagram(c.f64(), c.bytes_()) for _ in range(c.u32()))
+    return _make_direction(
+        packets, ip_bytes, payload_bytes, zeek_bytes, _opt_f(first_ts), _opt_f(last_ts), ttls, ip_ids, pattern,
+        state, _opt_f(syn_ts), syn_count, _opt_i(syn_window), _opt_i(syn_ttl), syn_options, _opt_f(first_data_ts),
+        _opt_f(fin_ts), rst_count, rxmt, win0, missed, stream, datagrams, dgram_count, duplicates)
+
+
+def _rst(c: _Cursor) -> RstEvidence:
+    ts, sender, ttl, ip_id, df, window, seq, ack, flags, plen = c.unpack(_RST)
+    rel_seq = None
+    if c.u8():
+        (rel_seq,) = _q(c.buf, c.pos)
+        c.pos += 8
+    at_next, at_ack, since_peer, prev_ttl, prev_ip_id, after, data_after = c.unpack(_RST_TAIL)
+    return RstEvidence(ts, _SIDES[sender], ttl, _opt_i(ip_id), bool(df), window, seq, ack, flags, plen, rel_seq,
+                       _OPT_BOOL[at_next], _OPT_BOOL[at_ack], _opt_f(since_peer), _opt_i(prev_ttl),
+                       _opt_i(prev_ip_id), after, data_after)
+
+
+def _icmp_error(c: _Cursor) -> IcmpError:
+    ts, itype, code = c.unpack(_ICMP_ERR_HEAD)
+    reporter = ip_text_cached(c.addr())
+    ttl, about, mtu, qseq = c.unpack(_ICMP_ERR_TAIL)
+    return IcmpError(ts, itype, code, reporter, ttl, _SIDES[about], mtu, qseq)
+
+
+def _mac(raw: bytes | None) -> str | None:
+    return None if raw is None else mac_text(raw)
+
+
+def read_flow(c: _Cursor) -> FlowRecord:
+    (dup, ts_start, ts_end, proto, ipv, first_sport, first_dport, cport, sport, syn_ts, synack_ts, ack_ts, rtt1,
+     rtt2, rst_total, icmp_total, missed, trunc_start, open_at_end, flipped, reason, _pad) = c.unpack(_FLOW)
+    first_src, first_dst, client, server = c.addr(), c.addr(), c.addr(), c.addr()
+    conn_state = _interned(c.bytes_())
+    history = c.bytes_().decode()
+    cdir = _direction(c)
+    sdir = _direction(c)
+    rsts = tuple(_rst(c) for _ in range(c.u32()))
+    icmp_errors = tuple(_icmp_error(c) for _ in range(c.u32()))
+    processes = tuple((c.opt_str(), c.opt_i()) for _ in range(c.u32()))
+    ifaces = tuple(c.u32() for _ in range(c.u32()))
+    vlan = tuple(c.u16() for _ in range(c.u32()))
+    weirds = tuple((_interned(c.bytes_()), c.u64()) for _ in range(c.u32()))
+    client_mac, server_mac = _mac(c.opt_bytes()), _mac(c.opt_bytes())
+    return _make_record(
+        flow_uid(dup, ts_start, first_src, first_sport, first_dst, first_dport, proto),
+        community_id(client, server, proto, cport, sport),
+        proto, ipv, ip_text_cached(client), cport, ip_text_cached(server), sport, ts_start, ts_end, conn_state,
+        history, cdir, sdir, _opt_f(syn_ts), _opt_f(synack_ts), _opt_f(ack_ts), _opt_f(rtt1), _opt_f(rtt2), rsts,
+        rst_total, icmp_errors, icmp_total, processes, ifaces, vlan, weirds, missed, bool(trunc_start),
+        bool(open_at_end), _END_REASONS[reason], bool(flipped), client_mac, server_mac)
+
+
+Event = tuple[int, Any]
+
+
+def read_events(buf: bytes) -> Iterator[Event]:
+    """(kind, value) per event: a FlowRecord, a DNS message tuple (ts, src, sport, dst, dport,
+    payload) with text addresses, an ArpFrame, or an NDP Packet."""
+    c = _Cursor(buf)
+    n = len(buf)
+    while c.pos < n:
+        kind = c.u8()
+        if kind == EV_FLOW:
+            yield kind, read_flow(c)
+        elif kind == EV_DNS:
+            ts = c.f64()
+            src = ip_text_cached(c.addr())
+            sport = c.u16()
+            dst = ip_text_cached(c.addr())
+            dport = c.u16()
+            yield kind, (ts, src, sport, dst, dport, c.bytes_())
+        elif kind == EV_ARP:
+            ts = c.f64()
+            yield kind, ArpFrame(ts, c.bytes_(), c.bytes_())
+        elif kind == EV_NDP:
+            yield kind, read_packet(c)
+        else:
+            raise ValueError(f"unknown core event {kind} at {c.pos - 1}")
+

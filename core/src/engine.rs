@@ -1,0 +1,245 @@
+//! The core's engine: `analyzer/engine.py`'s per-packet loop (`Engine._feed`,
+//! `_shard_decode`, `read`'s per-file bookkeeping) over the record walk, the decoder and the
+//! flow table. What Python acts on (flows, DNS messages, ARP frames, NDP packets) goes out as
+//! events in the order the Python engine acts on them (`events.rs`).
+
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::capture::{CaptureError, Walker};
+use crate::config::FlowConfig;
+use crate::decode::{raw_shard, shard_of, Decoder};
+use crate::events::Out;
+use crate::flows::table::FlowTable;
+use crate::packet::{Packet, RawPacket};
+use crate::record::FlowRecord;
+use crate::weird::Weirds;
+
+fn file_error(e: &CaptureError, file: &FileState) -> String {
+    e.message(&file.name, file.compressed, "")
+}
+
+const UDP: u8 = 17;
+const ICMP6: u8 = 58;
+/// Unicast DNS, mDNS and LLMNR (engine.py DNS_UDP_PORTS).
+fn is_dns_port(p: u16) -> bool {
+    p == 53 || p == 5353 || p == 5355
+}
+
+/// One file's walk and what `Engine.read` records about it.
+pub struct FileState {
+    pub walker: Walker,
+    /// The reader's name (path or `<stdin>`) and whether its bytes came out of gzip: for
+    /// the messages of `CaptureError`, which the walk gives as Python words them.
+    pub name: String,
+    pub compressed: bool,
+    pub first_ts: Option<f64>,
+    pub last_ts: Option<f64>,
+    pub process_info: bool,
+}
+
+pub struct Core {
+    pub shard: Option<(u32, u32)>,
+    /// The reader's weirds and the fragments left at the end are the same in every shard: one counts them.
+    pub counts_frames: bool,
+    pub decoder: Decoder,
+    pub table: FlowTable,
+    pub file: Option<FileState>,
+    /// Events for Python, drained by it after every call.
+    pub out: Vec<u8>,
+    records: Vec<FlowRecord>,
+    scratch: Weirds,
+    /// Internal errors (a panic on one packet): counted, the rest goes on.
+    pub weird: Weirds,
+}
+
+impl Core {
+    pub fn new(config: FlowConfig, shard: Option<(u32, u32)>) -> Core {
+        let shard = match shard {
+            Some((k, n)) if n > 1 => Some((k, n)),
+            _ => None,
+        };
+        Core {
+            shard,
+            counts_frames: match shard {
+                None => true,
+                Some((k, _)) => k == 0,
+            },
+            decoder: Decoder::new(),
+            table: FlowTable::new(config),
+            file: None,
+            out: Vec::with_capacity(1 << 20),
+            records: Vec::new(),
+            scratch: Weirds::new(),
+            weird: Weirds::new(),
+        }
+    }
+
+    pub fn begin_file(&mut self, name: String, compressed: bool) {
+        self.file = Some(FileState {
+            walker: Walker::new(),
+            name,
+            compressed,
+            first_ts: None,
+            last_ts: None,
+            process_info: false,
+        });
+    }
+
+    /// Bytes of the current file; the walk keeps a record cut by the chunk's end for the next.
+    /// Err: the bytes are no capture (the message Python's `CaptureError` carries).
+    pub fn feed_bytes(&mut self, chunk: &[u8]) -> Result<(), String> {
+        let mut file = match self.file.take() {
+            Some(f) => f,
+            None => return Ok(()),
+        };
+        let result = {
+            let walker = &mut file.walker;
+            let first_ts = &mut file.first_ts;
+            let last_ts = &mut file.last_ts;
+            let process_info = &mut file.process_info;
+            walker.feed(chunk, &mut |raw: RawPacket| {
+                if first_ts.is_none() {
+                    *first_ts = Some(raw.ts);
+                }
+                *last_ts = Some(raw.ts);
+                if raw.proc_.is_some() {
+                    *process_info = true;
+                }
+                self.feed_raw_guarded(&raw);
+            })
+        };
+        let result = result.map_err(|e| file_error(&e, &file));
+        self.file = Some(file);
+        result
+    }
+
+    /// End of the current file's bytes: a record cut by the end is counted, as the reader does.
+    /// Err: the input was too short to be a capture (with its message).
+    pub fn end_file(&mut self) -> Option<(FileState, Result<(), String>)> {
+        let mut file = self.file.take()?;
+        let r = file.walker.finish().map_err(|e| file_error(&e, &file));
+        Some((file, r))
+    }
+
+    fn feed_raw_guarded(&mut self, raw: &RawPacket) {
+        let r = panic::catch_unwind(AssertUnwindSafe(|| self.feed_raw(raw)));
+        if r.is_err() {
+            self.weird.add("internal_error_packet");
+        }
+    }
+
+    /// `Engine._feed` after the process-info note.
+    pub fn feed_raw(&mut self, raw: &RawPacket) {
+        let pkt = match self.shard {
+            None => self.decoder.decode(raw),
+            Some((k, n)) => self.shard_decode(raw, k, n),
+        };
+        let pkt = match pkt {
+            Some(p) => p,
+            None => {
+                if !self.decoder.arp.is_empty() {
+                    let mut out = Out(&mut self.out);
+                    for frame in self.decoder.arp.drain(..) {
+                        out.arp(&frame);
+                    }
+                }
+                return;
+            }
+        };
+        self.dispatch(pkt);
+    }
+
+    /// A decoded packet: DNS and NDP to Python, then the flow table.
+    pub fn dispatch(&mut self, pkt: Packet) {
+        let mut out = Out(&mut self.out);
+        if pkt.proto == UDP && (is_dns_port(pkt.dport) || is_dns_port(pkt.sport)) && !pkt.payload.is_empty() {
+            out.dns(&pkt);
+        } else if pkt.proto == ICMP6 {
+            if let Some(icmp) = &pkt.icmp {
+                if (133..=137).contains(&icmp.type_) {
+                    out.ndp(&pkt);
+                }
+            }
+        }
+        self.table.add(pkt, &mut self.records);
+        self.emit_records();
+    }
+
+    fn emit_records(&mut self) {
+        if self.records.is_empty() {
+            return;
+        }
+        let mut out = Out(&mut self.out);
+        for rec in self.records.drain(..) {
+            out.flow(&rec);
+        }
+    }
+
+    /// `Engine._shard_decode`: only this shard's packets are decoded; the others move the clock.
+    fn shard_decode(&mut self, raw: &RawPacket, k: u32, n: u32) -> Option<Packet> {
+        let owner = raw_shard(raw, n);
+        if let Some(o) = owner {
+            if o != k {
+                self.table.advance(raw.ts, &mut self.records);
+                self.emit_records();
+                return None;
+            }
+        }
+        self.scratch.clear();
+        let keep_arp = self.counts_frames;
+        let pkt = self.decoder.decode_counting(raw, &mut self.scratch, keep_arp);
+        let owner = match owner {
+            Some(o) => o,
+            None => match &pkt {
+                Some(p) => shard_of(p, n),
+                None => 0,
+            },
+        };
+        if !self.scratch.is_empty() {
+            if owner == k {
+                self.decoder.weird.update(&self.scratch);
+            }
+            self.scratch.clear();
+        }
+        if owner != k {
+            if let Some(p) = &pkt {
+                self.table.advance(p.ts, &mut self.records);
+                self.emit_records();
+            }
+            return None;
+        }
+        pkt
+    }
+
+    /// `Engine.advance`: the clock moves to `ts` with no packet (a live capture's stop).
+    pub fn advance(&mut self, ts: f64) {
+        let r = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.table.advance(ts, &mut self.records);
+        }));
+        if r.is_err() {
+            self.weird.add("internal_error_packet");
+        }
+        self.emit_records();
+    }
+
+    /// `Engine.finish`'s part: fragments left are counted, every flow still open ends.
+    pub fn finish(&mut self) {
+        if self.counts_frames {
+            if panic::catch_unwind(AssertUnwindSafe(|| self.decoder.finish())).is_err() {
+                self.weird.add("internal_error_decoder_finish");
+            }
+        }
+        if panic::catch_unwind(AssertUnwindSafe(|| self.table.flush(&mut self.records))).is_err() {
+            self.weird.add("internal_error_packet");
+        }
+        self.emit_records();
+    }
+
+    /// decoder + table + internal weirds, as `Engine.finish` sums them.
+    pub fn weirds(&self) -> Weirds {
+        let mut w = self.weird.clone();
+        w.update(&self.decoder.weird);
+        w.update(&self.table.weird);
+        w
+    }
+}
