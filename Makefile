@@ -8,7 +8,16 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: venv demo test system-deps bench fuzz clean
 
-$(VENV)/.installed: pyproject.toml
+# The compiled core (core/, Rust) is built by `pip install` when cargo is on PATH (~/.cargo/bin
+# counts); as root without one, Debian's cargo is installed first. Without cargo the package
+# installs and runs on the Python engine (one notice line when it runs). The core's sources
+# are prerequisites: `make test` rebuilds it after they change.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CORE_SOURCES := core/Cargo.toml $(wildcard core/src/*.rs core/src/*/*.rs)
+
+$(VENV)/.installed: pyproject.toml setup.py $(CORE_SOURCES)
+	@command -v cargo >/dev/null || [ "$(AS_ROOT)" != 1 ] || bash .ci/rust-toolchain.sh
+	@command -v cargo >/dev/null || echo "apple-net: no Rust toolchain (cargo): installing without the compiled core (the Python engine runs instead)"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -U pip
 	$(PIP) install -e '.[test,plots,notebooks]'

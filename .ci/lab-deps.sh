@@ -24,7 +24,9 @@ PKGS=(
 )
 # Outside the lab: tshark (above) for differential tests; libndpi-bin: the benchmark's peer;
 # chromium + a font: the HTML report is rendered and screenshotted headless; make: `make test`.
-TEST_PKGS=(make libndpi-bin chromium fonts-dejavu-core ca-certificates)
+# cargo + rustc: Debian stable's Rust, which builds the compiled core (core/) when no newer
+# toolchain is on PATH, and which tests/test_native_build.py builds it with (the oldest supported).
+TEST_PKGS=(make libndpi-bin chromium fonts-dejavu-core ca-certificates cargo rustc)
 
 if [ "${1:-}" = --list ]; then
     printf '%s\n' "${PKGS[@]}" "${TEST_PKGS[@]}"
