@@ -12,6 +12,7 @@ use apple_net_core::record::{DirectionStats, EndReason, FlowRecord, Side, Stream
 
 // -- dump reading ------------------------------------------------------------------------
 
+#[allow(clippy::large_enum_variant)]
 enum Op {
     Packet(Packet),
     Advance(f64),
@@ -106,11 +107,26 @@ fn read_dump(data: &[u8]) -> Result<Vec<Op>, String> {
                         let dport = c.u16()?;
                         let seq = c.u32()?;
                         let ip_id = c.opt_u32()?;
-                        Some(Quoted { ip_version, src, dst, proto, sport, dport, seq, ip_id })
+                        Some(Quoted {
+                            ip_version,
+                            src,
+                            dst,
+                            proto,
+                            sport,
+                            dport,
+                            seq,
+                            ip_id,
+                        })
                     } else {
                         None
                     };
-                    Some(IcmpInfo { type_, code, rest, mtu, quoted })
+                    Some(IcmpInfo {
+                        type_,
+                        code,
+                        rest,
+                        mtu,
+                        quoted,
+                    })
                 } else {
                     None
                 };
@@ -121,7 +137,10 @@ fn read_dump(data: &[u8]) -> Result<Vec<Op>, String> {
                 }
                 let iface = c.u32()?;
                 let proc_name = if c.u8()? != 0 {
-                    Some(String::from_utf8(c.bytes32()?).map_err(|_| "bad process name".to_string())?)
+                    Some(
+                        String::from_utf8(c.bytes32()?)
+                            .map_err(|_| "bad process name".to_string())?,
+                    )
                 } else {
                     None
                 };
@@ -165,7 +184,9 @@ fn read_dump(data: &[u8]) -> Result<Vec<Op>, String> {
 fn parse_config(args: &[String]) -> Result<FlowConfig, String> {
     let mut c = FlowConfig::default();
     for a in args {
-        let (k, v) = a.split_once('=').ok_or_else(|| format!("not key=value: {}", a))?;
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| format!("not key=value: {}", a))?;
         let int = || v.parse::<u64>().map_err(|e| format!("{}: {}", k, e));
         let float = || v.parse::<f64>().map_err(|e| format!("{}: {}", k, e));
         match k {
@@ -233,7 +254,9 @@ fn xb(bytes: &[u8]) -> String {
 }
 
 fn s(v: &str) -> String {
-    let safe = v.chars().all(|c| c.is_ascii_alphanumeric() || "_^.:/-".contains(c));
+    let safe = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_^.:/-".contains(c));
     if safe {
         v.to_string()
     } else {
@@ -362,7 +385,11 @@ fn record(r: &FlowRecord) -> String {
         )
     });
     let procs = list(&r.processes, |(n, p)| {
-        format!("[{},{}]", n.as_deref().map_or_else(|| "~".to_string(), s), oi(*p))
+        format!(
+            "[{},{}]",
+            n.as_deref().map_or_else(|| "~".to_string(), s),
+            oi(*p)
+        )
     });
     let mac = |m: &Option<Vec<u8>>| m.as_deref().map_or_else(|| "~".to_string(), hex);
     format!(
@@ -416,13 +443,53 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let (ops, config) = match read_dump(&data).and_then(|ops| parse_config(&args[1..]).map(|c| (ops, c))) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("{}", e);
-            std::process::exit(1);
+    let (ops, config) =
+        match read_dump(&data).and_then(|ops| parse_config(&args[1..]).map(|c| (ops, c))) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("{}", e);
+                std::process::exit(1);
+            }
+        };
+    if let Some(reps) = std::env::var_os("FLOWS_DUMP_BENCH") {
+        // Time the table alone: the packets are read and copied before the clock starts.
+        let reps: usize = reps.to_str().and_then(|s| s.parse().ok()).unwrap_or(3);
+        let mut best = f64::INFINITY;
+        let mut n = 0usize;
+        for _ in 0..reps {
+            let copy: Vec<Op> = ops
+                .iter()
+                .map(|op| match op {
+                    Op::Packet(p) => Op::Packet(p.clone()),
+                    Op::Advance(t) => Op::Advance(*t),
+                })
+                .collect();
+            n = copy.len();
+            let mut table = FlowTable::new(config);
+            let mut recs = Vec::new();
+            let start = std::time::Instant::now();
+            for op in copy {
+                match op {
+                    Op::Packet(p) => table.add(p, &mut recs),
+                    Op::Advance(ts) => table.advance(ts, &mut recs),
+                }
+                recs.clear();
+            }
+            table.flush(&mut recs);
+            let el = start.elapsed().as_secs_f64();
+            if el < best {
+                best = el;
+            }
         }
-    };
+        eprintln!(
+            "{} ops, best of {}: {:.3} ms, {:.1} ns/op",
+            n,
+            reps,
+            best * 1e3,
+            best * 1e9 / n as f64
+        );
+        return;
+    }
     let timing = std::env::var_os("FLOWS_DUMP_TIME").is_some();
     let mut table = FlowTable::new(config);
     let mut text = String::new();
@@ -447,7 +514,13 @@ fn main() {
             }
         }
     }
-    let _ = writeln!(text, "S packets={} live={} next_timer={}", table.packets, table.len(), f(table.next_timer()));
+    let _ = writeln!(
+        text,
+        "S packets={} live={} next_timer={}",
+        table.packets,
+        table.len(),
+        f(table.next_timer())
+    );
     table.flush(&mut recs);
     if timing {
         eprintln!("{} packets in {:?}", n, start.elapsed());
@@ -455,7 +528,12 @@ fn main() {
     for r in recs.drain(..) {
         let _ = writeln!(text, "R end {}", record(&r));
     }
-    let _ = writeln!(text, "S live={} next_timer={}", table.len(), f(table.next_timer()));
+    let _ = writeln!(
+        text,
+        "S live={} next_timer={}",
+        table.len(),
+        f(table.next_timer())
+    );
     for (k, c) in &table.weird.0 {
         let _ = writeln!(text, "W {} {}", s(k), c);
     }

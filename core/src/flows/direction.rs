@@ -3,7 +3,9 @@
 //! (community_id.py `icmp_port_equivalents`).
 
 /// Ports >= 1024 that are services, not ephemeral ports, for the direction rule (table.py `SERVICE_PORTS`).
-pub const SERVICE_PORTS: [u16; 14] = [1080, 1194, 1723, 3128, 3478, 4500, 5223, 5228, 5349, 5353, 5355, 8080, 8443, 8883];
+pub const SERVICE_PORTS: [u16; 14] = [
+    1080, 1194, 1723, 3128, 3478, 4500, 5223, 5228, 5349, 5353, 5355, 8080, 8443, 8883,
+];
 
 /// Lowest port of the common ephemeral ranges (Linux 32768-60999, IANA 49152-65535).
 pub const EPHEMERAL_MIN: u16 = 32768;
@@ -104,7 +106,11 @@ fn icmp6_counterpart(t: u8) -> Option<u8> {
 /// (source "port", destination "port", one-way) for an ICMP/ICMPv6 message
 /// (community_id.py `icmp_port_equivalents`).
 pub fn icmp_port_equivalents(proto: u8, icmp_type: u8, icmp_code: u8) -> (u16, u16, bool) {
-    let other = if proto == 58 { icmp6_counterpart(icmp_type) } else { icmp4_counterpart(icmp_type) };
+    let other = if proto == 58 {
+        icmp6_counterpart(icmp_type)
+    } else {
+        icmp4_counterpart(icmp_type)
+    };
     match other {
         None => (icmp_type as u16, icmp_code as u16, true),
         Some(o) => (icmp_type as u16, o as u16, false),

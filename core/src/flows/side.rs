@@ -98,7 +98,11 @@ impl SideStats {
         if self.cur_ttl_n != 0 {
             let cur = self.cur_ttl as u8;
             let n = self.cur_ttl_n;
-            *self.ttls.get_or_insert_with(BTreeMap::new).entry(cur).or_insert(0) += n;
+            *self
+                .ttls
+                .get_or_insert_with(BTreeMap::new)
+                .entry(cur)
+                .or_insert(0) += n;
         }
         self.cur_ttl = ttl as i32;
         self.cur_ttl_n = 1;
@@ -243,7 +247,11 @@ impl RstOpen {
     pub fn record(&self, orig_side: usize) -> RstEvidence {
         RstEvidence {
             ts: self.ts,
-            sender: if self.side == orig_side { Side::Client } else { Side::Server },
+            sender: if self.side == orig_side {
+                Side::Client
+            } else {
+                Side::Server
+            },
             ttl: self.ttl,
             ip_id: self.ip_id,
             df: self.df,

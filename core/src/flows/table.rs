@@ -8,7 +8,9 @@
 //! serial order: where that order is observable (flush, time jumps) the slots are sorted by
 //! serial.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::config::FlowConfig;
 use crate::packet::{Addr, Packet};
@@ -19,8 +21,8 @@ use super::direction::{client_side_by_content, client_side_by_ports, icmp_port_e
 use super::reassembly::{ReassemblyBudget, StreamReassembler};
 use super::side::{RstOpen, SideStats};
 use super::tcp::{
-    udp_conn_state, TCPEndpoint, TCPSession, ACK, FIN, HIST_ACK_PKT, HIST_DATA_PKT, INACTIVE, RST, SYN,
-    TOO_LARGE_SEQ_DELTA, URG,
+    udp_conn_state, TCPEndpoint, TCPSession, ACK, FIN, HIST_ACK_PKT, HIST_DATA_PKT, INACTIVE, RST,
+    SYN, TOO_LARGE_SEQ_DELTA, URG,
 };
 use super::timers::{Timer, TimerHeap};
 
@@ -40,10 +42,18 @@ const STALE_SLACK: usize = 4096;
 const CONTROL: u8 = SYN | FIN | RST | URG;
 
 /// `EndpointState` names, by state number (table.py `_STATE_NAMES`).
-const STATE_NAMES: [&str; 7] = ["INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET"];
+const STATE_NAMES: [&str; 7] = [
+    "INACTIVE",
+    "SYN_SENT",
+    "SYN_ACK_SENT",
+    "PARTIAL",
+    "ESTABLISHED",
+    "CLOSED",
+    "RESET",
+];
 
 /// One direction's 5-tuple (table.py `_Key`: src, sport, dst, dport, proto).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     src: Addr,
     sport: u16,
@@ -54,10 +64,107 @@ struct FlowKey {
 
 impl FlowKey {
     fn new(src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8) -> FlowKey {
-        FlowKey { src, sport, dst, dport, proto }
+        FlowKey {
+            src,
+            sport,
+            dst,
+            dport,
+            proto,
+        }
     }
     fn reversed(&self) -> FlowKey {
-        FlowKey { src: self.dst, sport: self.dport, dst: self.src, dport: self.sport, proto: self.proto }
+        FlowKey {
+            src: self.dst,
+            sport: self.dport,
+            dst: self.src,
+            dport: self.sport,
+            proto: self.proto,
+        }
+    }
+}
+
+impl Hash for FlowKey {
+    /// Five words, whatever the address family: one probe costs a few multiplications.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let (s0, s1) = addr_words(&self.src);
+        let (d0, d1) = addr_words(&self.dst);
+        h.write_u64(s0);
+        h.write_u64(s1);
+        h.write_u64(d0);
+        h.write_u64(d1);
+        let len = self.src.as_bytes().len() as u64;
+        h.write_u64(
+            self.sport as u64 | (self.dport as u64) << 16 | (self.proto as u64) << 32 | len << 40,
+        );
+    }
+}
+
+fn addr_words(a: &Addr) -> (u64, u64) {
+    // Fixed-size reads per family: a variable-length copy would cost a memcpy call per probe.
+    let raw = a.as_bytes();
+    if raw.len() == 16 {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&raw[..8]);
+        hi.copy_from_slice(&raw[8..16]);
+        (u64::from_le_bytes(lo), u64::from_le_bytes(hi))
+    } else if raw.len() == 4 {
+        (
+            u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as u64,
+            0,
+        )
+    } else {
+        (raw.iter().fold(0u64, |acc, &b| acc << 8 | b as u64), 1)
+    }
+}
+
+/// The key maps' hasher: a multiply-rotate over whole words (std's SipHash costs several
+/// times more per probe, and every packet probes), seeded per table from std's random keys
+/// so a capture cannot be crafted against it in advance; a final avalanche spreads the bits
+/// the map uses.
+#[derive(Clone)]
+struct KeyHashBuilder {
+    seed: u64,
+}
+
+impl KeyHashBuilder {
+    fn new() -> KeyHashBuilder {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(0x5eed);
+        KeyHashBuilder { seed: h.finish() }
+    }
+}
+
+impl BuildHasher for KeyHashBuilder {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.seed)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(23) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64
+        let mut k = self.0;
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^ (k >> 33)
     }
 }
 
@@ -96,7 +203,15 @@ struct Flow {
 }
 
 impl Flow {
-    fn new(serial: u64, pkt: &Packet, proto: u8, src: Addr, sport: u16, dst: Addr, dport: u16) -> Flow {
+    fn new(
+        serial: u64,
+        pkt: &Packet,
+        proto: u8,
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+    ) -> Flow {
         Flow {
             serial,
             dup: 0,
@@ -126,7 +241,13 @@ impl Flow {
     }
 
     fn key(&self) -> FlowKey {
-        FlowKey::new(self.addrs[0], self.ports[0], self.addrs[1], self.ports[1], self.proto)
+        FlowKey::new(
+            self.addrs[0],
+            self.ports[0],
+            self.addrs[1],
+            self.ports[1],
+            self.proto,
+        )
     }
 
     /// table.py `_orig_side`.
@@ -150,7 +271,7 @@ pub struct FlowTable {
     /// Packets given to `add`.
     pub packets: u64,
     pub flows_emitted: u64,
-    keys: HashMap<FlowKey, (u32, u8)>,
+    keys: HashMap<FlowKey, (u32, u8), KeyHashBuilder>,
     flows: Vec<Option<Flow>>,
     free: Vec<u32>,
     live: usize,
@@ -159,7 +280,7 @@ pub struct FlowTable {
     serial: u64,
     /// Flows started at this time, by first 5-tuple (for uids).
     dup_ts: f64,
-    dup_keys: HashMap<FlowKey, u64>,
+    dup_keys: HashMap<FlowKey, u64, KeyHashBuilder>,
     /// The newest packet time seen.
     clock: f64,
     /// Consecutive packets far older than the clock.
@@ -174,7 +295,7 @@ impl FlowTable {
             weird: Weirds::new(),
             packets: 0,
             flows_emitted: 0,
-            keys: HashMap::new(),
+            keys: HashMap::with_hasher(KeyHashBuilder::new()),
             flows: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -182,7 +303,7 @@ impl FlowTable {
             next_timer: f64::INFINITY,
             serial: 0,
             dup_ts: f64::INFINITY,
-            dup_keys: HashMap::new(),
+            dup_keys: HashMap::with_hasher(KeyHashBuilder::new()),
             clock: f64::NEG_INFINITY,
             held: Vec::new(),
             budget: ReassemblyBudget::new(config.reassembly_budget, config.reassembly_floor),
@@ -234,14 +355,25 @@ impl FlowTable {
                 let entry = self.lookup(pkt.src, pkt.sport, pkt.dst, pkt.dport, PROTO_TCP);
                 if let Some((slot, side)) = entry {
                     let flags = pkt.tcp_flags;
-                    if flags & CONTROL == 0 && flags & ACK != 0 && pkt.win != 0 && self.fast_path(slot, side, &pkt) {
+                    if flags & CONTROL == 0
+                        && flags & ACK != 0
+                        && pkt.win != 0
+                        && self.fast_path(slot, side, &pkt)
+                    {
                         return;
                     }
                 }
-                self.tcp(pkt, ts, out, entry);
+                let mut pkt = pkt;
+                self.tcp(&mut pkt, ts, out, entry);
             }
-            PROTO_UDP => self.udp(pkt, ts, out),
-            _ => self.process(pkt, out),
+            PROTO_UDP => {
+                let mut pkt = pkt;
+                self.udp(&mut pkt, ts, out)
+            }
+            _ => {
+                let mut pkt = pkt;
+                self.process(&mut pkt, out)
+            }
         }
     }
 
@@ -293,7 +425,11 @@ impl FlowTable {
         };
         flow.icmp_count += 1;
         if (flow.icmp_errors.len() as u64) < max {
-            let about = if side == flow.orig_side() { Side::Client } else { Side::Server };
+            let about = if side == flow.orig_side() {
+                Side::Client
+            } else {
+                Side::Server
+            };
             flow.icmp_errors.push(IcmpError {
                 ts: pkt.ts,
                 type_: icmp.type_,
@@ -308,7 +444,14 @@ impl FlowTable {
         true
     }
 
-    fn lookup(&self, src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8) -> Option<(usize, usize)> {
+    fn lookup(
+        &self,
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+        proto: u8,
+    ) -> Option<(usize, usize)> {
         self.keys
             .get(&FlowKey::new(src, sport, dst, dport, proto))
             .map(|&(slot, side)| (slot as usize, side as usize))
@@ -330,8 +473,12 @@ impl FlowTable {
 
     /// (serial, slot) of every live flow, oldest first: Python's `_live` order.
     fn live_in_order(&self) -> Vec<(u64, usize)> {
-        let mut v: Vec<(u64, usize)> =
-            self.flows.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.serial, i))).collect();
+        let mut v: Vec<(u64, usize)> = self
+            .flows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|f| (f.serial, i)))
+            .collect();
         v.sort_unstable();
         v
     }
@@ -389,13 +536,13 @@ impl FlowTable {
 
     fn release_held(&mut self, out: &mut Vec<FlowRecord>) {
         let held = std::mem::take(&mut self.held);
-        for p in held {
-            self.process(p, out);
+        for mut p in held {
+            self.process(&mut p, out);
         }
     }
 
     /// `add` without the clock and the fast path (table.py `_process`; replayed packets are few).
-    fn process(&mut self, pkt: Packet, out: &mut Vec<FlowRecord>) {
+    fn process(&mut self, pkt: &mut Packet, out: &mut Vec<FlowRecord>) {
         let proto = pkt.proto;
         if proto == PROTO_TCP {
             let entry = self.lookup(pkt.src, pkt.sport, pkt.dst, pkt.dport, PROTO_TCP);
@@ -411,7 +558,7 @@ impl FlowTable {
             };
             if !has_icmp {
                 self.weird.add("icmp_without_header");
-            } else if !is_error || !self.attach_icmp(&pkt) {
+            } else if !is_error || !self.attach_icmp(pkt) {
                 let ts = pkt.ts;
                 self.icmp(pkt, ts, out);
             }
@@ -444,7 +591,11 @@ impl FlowTable {
         {
             let ep = &session.eps[side];
             let peer = &session.eps[1 - side];
-            let mut mask = if plen != 0 { HIST_DATA_PKT } else { HIST_ACK_PKT };
+            let mut mask = if plen != 0 {
+                HIST_DATA_PKT
+            } else {
+                HIST_ACK_PKT
+            };
             if !ep.is_orig {
                 mask <<= 16;
             }
@@ -457,7 +608,16 @@ impl FlowTable {
                 return false;
             }
         }
-        if !fast_tcp(session, side, seq, pkt.ack, plen, &pkt.payload, pkt.ts, &mut self.budget) {
+        if !fast_tcp(
+            session,
+            side,
+            seq,
+            pkt.ack,
+            plen,
+            &pkt.payload,
+            pkt.ts,
+            &mut self.budget,
+        ) {
             return false;
         }
         account_fast(flow, side, pkt, pkt.ts, plen, samples, max_procs);
@@ -465,7 +625,13 @@ impl FlowTable {
     }
 
     /// table.py `_tcp`: the full way for a TCP segment.
-    fn tcp(&mut self, mut pkt: Packet, ts: f64, out: &mut Vec<FlowRecord>, entry: Option<(usize, usize)>) {
+    fn tcp(
+        &mut self,
+        pkt: &mut Packet,
+        ts: f64,
+        out: &mut Vec<FlowRecord>,
+        entry: Option<(usize, usize)>,
+    ) {
         let flags = pkt.tcp_flags;
         let (slot, side) = match entry {
             None => {
@@ -473,7 +639,7 @@ impl FlowTable {
                     self.weird.add("fragment_without_transport");
                     return;
                 }
-                (self.new_tcp(&pkt, ts, out), 0)
+                (self.new_tcp(pkt, ts, out), 0)
             }
             Some((slot, side)) => {
                 let linger = self.config.tcp_close_linger;
@@ -484,7 +650,7 @@ impl FlowTable {
                     };
                 if reuse {
                     self.finish(slot, EndReason::Reused, out);
-                    (self.new_tcp(&pkt, ts, out), 0)
+                    (self.new_tcp(pkt, ts, out), 0)
                 } else {
                     (slot, side)
                 }
@@ -500,7 +666,7 @@ impl FlowTable {
             decide_by_content(flow, side, &pkt.payload);
         }
         if flags & RST != 0 {
-            rst(flow, side, &pkt, ts, cfg.max_rsts);
+            rst(flow, side, pkt, ts, cfg.max_rsts);
         } else if flow.sides[side].rst_open != 0 {
             rsts_followed(flow, side, plen);
         }
@@ -509,7 +675,9 @@ impl FlowTable {
             if plen != 0
                 && pkt.seq as i64 == st.last_seq
                 && plen as i64 == st.last_plen
-                && st.last_ts.map_or(false, |last| ts - last < DUPLICATE_WITHIN)
+                && st
+                    .last_ts
+                    .map_or(false, |last| ts - last < DUPLICATE_WITHIN)
                 && (pkt.ip_id.is_none() || pkt.ip_id == st.last_ip_id)
             {
                 // The same segment again at once (same IP ID): the capture's copy (a span port
@@ -521,14 +689,32 @@ impl FlowTable {
             Some(s) => s,
             None => return,
         };
-        session.packet(side, flags, pkt.seq, pkt.ack, plen, pkt.win, ts, &pkt.payload, &mut self.budget);
+        session.packet(
+            side,
+            flags,
+            pkt.seq,
+            pkt.ack,
+            plen,
+            pkt.win,
+            ts,
+            &pkt.payload,
+            &mut self.budget,
+        );
 
         if flow.sides[side].first_ts.is_none() {
             let st = &mut flow.sides[side];
             st.first_ts = Some(ts);
             st.macs = std::mem::take(&mut pkt.macs);
         }
-        count(flow, side, &pkt, ts, plen, flags & RST == 0, cfg.ip_id_samples);
+        count(
+            flow,
+            side,
+            pkt,
+            ts,
+            plen,
+            flags & RST == 0,
+            cfg.ip_id_samples,
+        );
         let st = &mut flow.sides[side];
         st.last_seq = pkt.seq as i64;
         st.last_plen = plen as i64;
@@ -537,13 +723,16 @@ impl FlowTable {
         }
         let mut push_at: Option<f64> = None;
         if flags & (SYN | FIN | RST) != 0 {
-            push_at = tcp_control(flow, side, &mut pkt, flags, ts, &cfg);
-        } else if flags & ACK != 0 && flow.sides[side].hs_ack_ts.is_none() && flow.sides[1 - side].synack_ts.is_some() {
+            push_at = tcp_control(flow, side, pkt, flags, ts, &cfg);
+        } else if flags & ACK != 0
+            && flow.sides[side].hs_ack_ts.is_none()
+            && flow.sides[1 - side].synack_ts.is_some()
+        {
             // the first ACK after the peer's SYN-ACK: the handshake's third packet
             flow.sides[side].hs_ack_ts = Some(ts);
         }
         if pkt.proc_name.is_some() || pkt.pid.is_some() {
-            proc_seen(flow, &pkt, cfg.max_processes);
+            proc_seen(flow, pkt, cfg.max_processes);
         }
         if pkt.iface != flow.iface {
             iface_seen(flow, pkt.iface);
@@ -555,12 +744,27 @@ impl FlowTable {
 
     /// table.py `_new_tcp`: a TCP flow, its endpoints, and its roles.
     fn new_tcp(&mut self, pkt: &Packet, ts: f64, out: &mut Vec<FlowRecord>) -> usize {
-        let slot = self.new_flow(pkt, PROTO_TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, ts, out);
+        let slot = self.new_flow(
+            pkt, PROTO_TCP, pkt.src, pkt.sport, pkt.dst, pkt.dport, ts, out,
+        );
         let cfg = self.config;
-        let r0 = StreamReassembler::new(cfg.reassembly_cap, cfg.max_segments, cfg.max_pending_segments, true);
-        let r1 = StreamReassembler::new(cfg.reassembly_cap, cfg.max_segments, cfg.max_pending_segments, true);
-        let mut session =
-            TCPSession::new(TCPEndpoint::new(true, r0, 0), TCPEndpoint::new(false, r1, 1), cfg.max_history);
+        let r0 = StreamReassembler::new(
+            cfg.reassembly_cap,
+            cfg.max_segments,
+            cfg.max_pending_segments,
+            true,
+        );
+        let r1 = StreamReassembler::new(
+            cfg.reassembly_cap,
+            cfg.max_segments,
+            cfg.max_pending_segments,
+            true,
+        );
+        let mut session = TCPSession::new(
+            TCPEndpoint::new(true, r0, 0),
+            TCPEndpoint::new(false, r1, 1),
+            cfg.max_history,
+        );
         let flags = pkt.tcp_flags;
         let mut flipped = false;
         let mut decided = true;
@@ -571,7 +775,11 @@ impl FlowTable {
                 flipped = true;
             }
         } else {
-            let first = if pkt.payload_len != 0 { client_side_by_content(&pkt.payload) } else { None };
+            let first = if pkt.payload_len != 0 {
+                client_side_by_content(&pkt.payload)
+            } else {
+                None
+            };
             let client = match first {
                 Some(c) => c,
                 None => client_side_by_ports(pkt.sport, pkt.dport),
@@ -592,7 +800,7 @@ impl FlowTable {
 
     // -- UDP / ICMP --------------------------------------------------------------------
 
-    fn udp(&mut self, pkt: Packet, ts: f64, out: &mut Vec<FlowRecord>) {
+    fn udp(&mut self, pkt: &mut Packet, ts: f64, out: &mut Vec<FlowRecord>) {
         let (src, sport, dst, dport) = (pkt.src, pkt.sport, pkt.dst, pkt.dport);
         let (slot, side) = match self.lookup(src, sport, dst, dport, PROTO_UDP) {
             Some(e) => e,
@@ -601,7 +809,7 @@ impl FlowTable {
                     self.weird.add("fragment_without_transport");
                     return;
                 }
-                let slot = self.new_flow(&pkt, PROTO_UDP, src, sport, dst, dport, ts, out);
+                let slot = self.new_flow(pkt, PROTO_UDP, src, sport, dst, dport, ts, out);
                 if client_side_by_ports(sport, dport) == 1 {
                     if let Some(flow) = self.flow_mut(slot) {
                         flow.orig_side = 1;
@@ -615,7 +823,7 @@ impl FlowTable {
         self.datagram(slot, side, pkt, ts);
     }
 
-    fn icmp(&mut self, pkt: Packet, ts: f64, out: &mut Vec<FlowRecord>) {
+    fn icmp(&mut self, pkt: &mut Packet, ts: f64, out: &mut Vec<FlowRecord>) {
         let (itype, icode) = match &pkt.icmp {
             Some(i) => (i.type_, i.code),
             None => return,
@@ -623,12 +831,15 @@ impl FlowTable {
         let (sp, dp, _one_way) = icmp_port_equivalents(pkt.proto, itype, icode);
         let (slot, side) = match self.lookup(pkt.src, sp, pkt.dst, dp, pkt.proto) {
             Some(e) => e,
-            None => (self.new_flow(&pkt, pkt.proto, pkt.src, sp, pkt.dst, dp, ts, out), 0),
+            None => (
+                self.new_flow(pkt, pkt.proto, pkt.src, sp, pkt.dst, dp, ts, out),
+                0,
+            ),
         };
         self.datagram(slot, side, pkt, ts);
     }
 
-    fn datagram(&mut self, slot: usize, side: usize, mut pkt: Packet, ts: f64) {
+    fn datagram(&mut self, slot: usize, side: usize, pkt: &mut Packet, ts: f64) {
         let cfg = self.config;
         let flow = match self.flows.get_mut(slot) {
             Some(Some(f)) => f,
@@ -644,14 +855,25 @@ impl FlowTable {
                 flow.hist.push(letter);
             }
         }
-        count(flow, side, &pkt, ts, pkt.payload_len, true, cfg.ip_id_samples);
+        count(
+            flow,
+            side,
+            pkt,
+            ts,
+            pkt.payload_len,
+            true,
+            cfg.ip_id_samples,
+        );
         let st = &mut flow.sides[side];
         st.datagram_count += 1;
         if st.datagram_count <= cfg.max_udp_datagrams {
-            st.datagrams.push(Datagram { ts, payload: std::mem::take(&mut pkt.payload) });
+            st.datagrams.push(Datagram {
+                ts,
+                payload: std::mem::take(&mut pkt.payload),
+            });
         }
         if pkt.proc_name.is_some() || pkt.pid.is_some() {
-            proc_seen(flow, &pkt, cfg.max_processes);
+            proc_seen(flow, pkt, cfg.max_processes);
         }
         if pkt.iface != flow.iface {
             iface_seen(flow, pkt.iface);
@@ -704,7 +926,11 @@ impl FlowTable {
         self.live += 1;
         let cfg = &self.config;
         // TCP gets Zeek's UDP timeout until its handshake completes.
-        let idle = if proto != PROTO_TCP && proto != PROTO_UDP { cfg.icmp_idle_timeout } else { cfg.udp_idle_timeout };
+        let idle = if proto != PROTO_TCP && proto != PROTO_UDP {
+            cfg.icmp_idle_timeout
+        } else {
+            cfg.udp_idle_timeout
+        };
         self.push(slot, ts + idle);
         slot
     }
@@ -718,7 +944,11 @@ impl FlowTable {
             }
             None => return,
         };
-        self.timers.push(Timer { deadline, serial, slot: slot as u32 });
+        self.timers.push(Timer {
+            deadline,
+            serial,
+            slot: slot as u32,
+        });
         if deadline < self.next_timer {
             self.next_timer = deadline;
         }
@@ -743,14 +973,25 @@ impl FlowTable {
         };
         match &flow.session {
             None => {
-                let idle = if flow.proto == PROTO_UDP { cfg.udp_idle_timeout } else { cfg.icmp_idle_timeout };
+                let idle = if flow.proto == PROTO_UDP {
+                    cfg.udp_idle_timeout
+                } else {
+                    cfg.icmp_idle_timeout
+                };
                 flow.last_ts + idle
             }
             Some(session) => {
-                let idle = if session.in_handshake() { cfg.udp_idle_timeout } else { cfg.tcp_idle_timeout };
+                let idle = if session.in_handshake() {
+                    cfg.udp_idle_timeout
+                } else {
+                    cfg.tcp_idle_timeout
+                };
                 let best = session.last_time + idle;
-                match session.next_timer(cfg.tcp_attempt_timeout, cfg.tcp_close_linger, cfg.tcp_partial_close_timeout)
-                {
+                match session.next_timer(
+                    cfg.tcp_attempt_timeout,
+                    cfg.tcp_close_linger,
+                    cfg.tcp_partial_close_timeout,
+                ) {
                     Some(t) if t < best => t,
                     _ => best,
                 }
@@ -764,7 +1005,11 @@ impl FlowTable {
         let flow = self.flow_mut(slot)?;
         match flow.session.as_mut() {
             None => {
-                let idle = if flow.proto == PROTO_UDP { cfg.udp_idle_timeout } else { cfg.icmp_idle_timeout };
+                let idle = if flow.proto == PROTO_UDP {
+                    cfg.udp_idle_timeout
+                } else {
+                    cfg.icmp_idle_timeout
+                };
                 if flow.last_ts + idle <= now {
                     Some(EndReason::IdleTimeout)
                 } else {
@@ -772,12 +1017,20 @@ impl FlowTable {
                 }
             }
             Some(session) => {
-                let why =
-                    session.expire(now, cfg.tcp_attempt_timeout, cfg.tcp_close_linger, cfg.tcp_partial_close_timeout);
+                let why = session.expire(
+                    now,
+                    cfg.tcp_attempt_timeout,
+                    cfg.tcp_close_linger,
+                    cfg.tcp_partial_close_timeout,
+                );
                 if why.is_some() {
                     return why;
                 }
-                let idle = if session.in_handshake() { cfg.udp_idle_timeout } else { cfg.tcp_idle_timeout };
+                let idle = if session.in_handshake() {
+                    cfg.udp_idle_timeout
+                } else {
+                    cfg.tcp_idle_timeout
+                };
                 if session.last_time + idle <= now {
                     Some(EndReason::IdleTimeout)
                 } else {
@@ -826,7 +1079,10 @@ impl FlowTable {
                 if let Some(f) = self.flow_mut(slot) {
                     f.pushed = actual;
                 }
-                self.timers.replace_top(Timer { deadline: actual, ..top });
+                self.timers.replace_top(Timer {
+                    deadline: actual,
+                    ..top
+                });
                 continue;
             }
             self.timers.pop();
@@ -895,7 +1151,11 @@ fn fast_tcp(
 ) -> bool {
     {
         let (first, second) = session.eps.split_at_mut(1);
-        let (ep, peer) = if side == 0 { (&mut first[0], &mut second[0]) } else { (&mut second[0], &mut first[0]) };
+        let (ep, peer) = if side == 0 {
+            (&mut first[0], &mut second[0])
+        } else {
+            (&mut second[0], &mut first[0])
+        };
         let off: i128 = if ep.seq_wraps != 0 {
             ((ep.seq_wraps as i128) << 32) + seq as i128 - ep.start_seq as i128 - 1
         } else {
@@ -929,7 +1189,8 @@ fn fast_tcp(
                 ep.seq_wraps += 1;
             }
             ep.last_seq = last;
-            ep.reasm.data(off as u64, &payload[..plen as usize], ts, budget);
+            ep.reasm
+                .data(off as u64, &payload[..plen as usize], ts, budget);
         }
     }
     session.last_time = ts;
@@ -937,7 +1198,15 @@ fn fast_tcp(
 }
 
 /// Per-side counters for a fast-path segment (table.py `_account_fast`).
-fn account_fast(flow: &mut Flow, side: usize, pkt: &Packet, ts: f64, plen: u32, samples: u64, max_procs: u64) {
+fn account_fast(
+    flow: &mut Flow,
+    side: usize,
+    pkt: &Packet,
+    ts: f64,
+    plen: u32,
+    samples: u64,
+    max_procs: u64,
+) {
     let st = &mut flow.sides[side];
     st.packets += 1;
     st.ip_bytes += pkt.ip_len as u64;
@@ -1019,14 +1288,30 @@ fn rst(flow: &mut Flow, side: usize, pkt: &Packet, ts: f64, max_rsts: u64) {
     }
     let since_peer = flow.sides[1 - side].last_ts.map(|last| ts - last);
     let st = &flow.sides[side];
-    let ev = RstOpen::new(side, pkt, rel_seq, at_next, at_peer_ack, since_peer, st.last_ttl, st.last_ip_id);
+    let ev = RstOpen::new(
+        side,
+        pkt,
+        rel_seq,
+        at_next,
+        at_peer_ack,
+        since_peer,
+        st.last_ttl,
+        st.last_ip_id,
+    );
     flow.sides[side].rst_open += 1;
     flow.rsts.push(ev);
 }
 
 /// table.py `_tcp_control`: SYN/FIN times; returns the deadline to push if the session's
 /// next timer is now earlier than the flow's.
-fn tcp_control(flow: &mut Flow, side: usize, pkt: &mut Packet, flags: u8, ts: f64, cfg: &FlowConfig) -> Option<f64> {
+fn tcp_control(
+    flow: &mut Flow,
+    side: usize,
+    pkt: &mut Packet,
+    flags: u8,
+    ts: f64,
+    cfg: &FlowConfig,
+) -> Option<f64> {
     if flags & SYN != 0 && flags & RST == 0 {
         let other_last_syn = flow.sides[1 - side].last_syn_ts;
         let st = &mut flow.sides[side];
@@ -1047,7 +1332,11 @@ fn tcp_control(flow: &mut Flow, side: usize, pkt: &mut Packet, flags: u8, ts: f6
         flow.sides[side].fin_ts = Some(ts);
     }
     let session = flow.session.as_ref()?;
-    match session.next_timer(cfg.tcp_attempt_timeout, cfg.tcp_close_linger, cfg.tcp_partial_close_timeout) {
+    match session.next_timer(
+        cfg.tcp_attempt_timeout,
+        cfg.tcp_close_linger,
+        cfg.tcp_partial_close_timeout,
+    ) {
         Some(t) if t < flow.pushed => Some(t),
         _ => None,
     }
@@ -1056,7 +1345,15 @@ fn tcp_control(flow: &mut Flow, side: usize, pkt: &mut Packet, flags: u8, ts: f6
 /// Per-side counters every packet updates (table.py `_count`). `remember`: keep this
 /// packet's TTL/IP ID as the side's last, for judging a later RST (a RST itself must not
 /// become its own baseline).
-fn count(flow: &mut Flow, side: usize, pkt: &Packet, ts: f64, plen: u32, remember: bool, samples: u64) {
+fn count(
+    flow: &mut Flow,
+    side: usize,
+    pkt: &Packet,
+    ts: f64,
+    plen: u32,
+    remember: bool,
+    samples: u64,
+) {
     let st = &mut flow.sides[side];
     st.packets += 1;
     st.ip_bytes += pkt.ip_len as u64;
@@ -1076,7 +1373,11 @@ fn count(flow: &mut Flow, side: usize, pkt: &Packet, ts: f64, plen: u32, remembe
 /// table.py `_proc`: (process name, pid) pairs in order of first appearance, up to `max`.
 fn proc_seen(flow: &mut Flow, pkt: &Packet, max: u64) {
     let name = pkt.proc_name.as_deref();
-    if flow.procs.iter().any(|(n, p)| n.as_deref() == name && *p == pkt.pid) {
+    if flow
+        .procs
+        .iter()
+        .any(|(n, p)| n.as_deref() == name && *p == pkt.pid)
+    {
         return;
     }
     if (flow.procs.len() as u64) < max {
@@ -1087,7 +1388,9 @@ fn proc_seen(flow: &mut Flow, pkt: &Packet, max: u64) {
 /// table.py `_iface`.
 fn iface_seen(flow: &mut Flow, iface: u32) {
     let first = flow.iface;
-    flow.ifaces.get_or_insert_with(|| std::iter::once(first).collect()).insert(iface);
+    flow.ifaces
+        .get_or_insert_with(|| std::iter::once(first).collect())
+        .insert(iface);
 }
 
 /// The source link address in a `Packet.macs` value (table.py `_source_mac`, raw).
@@ -1119,7 +1422,13 @@ fn record(flow: &mut Flow, reason: EndReason) -> FlowRecord {
             } else {
                 "OTH"
             };
-            (flow.hist.clone(), cs.to_string(), reason == EndReason::EndOfCapture, Vec::new(), 0)
+            (
+                flow.hist.clone(),
+                cs.to_string(),
+                reason == EndReason::EndOfCapture,
+                Vec::new(),
+                0,
+            )
         }
     };
     let (cs, ss) = (&flow.sides[o], &flow.sides[r]);
@@ -1190,25 +1499,45 @@ fn record(flow: &mut Flow, reason: EndReason) -> FlowRecord {
 
 /// table.py `_direction`: what one physical side sent.
 fn direction(flow: &mut Flow, side: usize) -> DirectionStats {
-    let (state, zeek_bytes, stream, rxmt, win0, missed): (&'static str, u64, Option<StreamData>, u64, u64, u64) =
-        match &flow.session {
-            Some(session) => {
-                let ep = &session.eps[side];
-                let peer_state = session.eps[1 - side].state;
-                (
-                    STATE_NAMES.get(ep.state as usize).copied().unwrap_or("INACTIVE"),
-                    ep.size(peer_state),
-                    Some(ep.reasm.result()),
-                    ep.rxmt_cnt,
-                    ep.win0_cnt,
-                    ep.missed_bytes,
-                )
-            }
-            None => {
-                let st = &flow.sides[side];
-                (if st.packets != 0 { "active" } else { "inactive" }, st.payload_bytes, None, 0, 0, 0)
-            }
-        };
+    let (state, zeek_bytes, stream, rxmt, win0, missed): (
+        &'static str,
+        u64,
+        Option<StreamData>,
+        u64,
+        u64,
+        u64,
+    ) = match &flow.session {
+        Some(session) => {
+            let ep = &session.eps[side];
+            let peer_state = session.eps[1 - side].state;
+            (
+                STATE_NAMES
+                    .get(ep.state as usize)
+                    .copied()
+                    .unwrap_or("INACTIVE"),
+                ep.size(peer_state),
+                Some(ep.reasm.result()),
+                ep.rxmt_cnt,
+                ep.win0_cnt,
+                ep.missed_bytes,
+            )
+        }
+        None => {
+            let st = &flow.sides[side];
+            (
+                if st.packets != 0 {
+                    "active"
+                } else {
+                    "inactive"
+                },
+                st.payload_bytes,
+                None,
+                0,
+                0,
+                0,
+            )
+        }
+    };
     let st = &mut flow.sides[side];
     DirectionStats {
         packets: st.packets,
@@ -1248,7 +1577,18 @@ mod tests {
     const B: [u8; 4] = [10, 0, 0, 2];
     const R: [u8; 4] = [10, 0, 0, 254];
 
-    fn tcp(ts: f64, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8, seq: u32, ack: u32, data: &[u8]) -> Packet {
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        ts: f64,
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        data: &[u8],
+    ) -> Packet {
         Packet {
             ts,
             ip_version: 4,
@@ -1293,16 +1633,63 @@ mod tests {
     fn connection(t: &mut FlowTable, out: &mut Vec<FlowRecord>, ts: f64, sport: u16) {
         let (c, s) = (1000u32, 5000u32);
         t.add(tcp(ts, A, sport, B, 443, SYN, c, 0, b""), out);
-        t.add(tcp(ts + 0.010, B, 443, A, sport, SYN | ACK, s, c + 1, b""), out);
-        t.add(tcp(ts + 0.011, A, sport, B, 443, ACK, c + 1, s + 1, b""), out);
-        t.add(tcp(ts + 0.012, A, sport, B, 443, ACK | 0x08, c + 1, s + 1, b"\x16\x03\x01\x00\x01\x01"), out);
-        t.add(tcp(ts + 0.020, B, 443, A, sport, ACK, s + 1, c + 7, b"\x16\x03\x03\x00\x01\x02\x00"), out);
+        t.add(
+            tcp(ts + 0.010, B, 443, A, sport, SYN | ACK, s, c + 1, b""),
+            out,
+        );
+        t.add(
+            tcp(ts + 0.011, A, sport, B, 443, ACK, c + 1, s + 1, b""),
+            out,
+        );
+        t.add(
+            tcp(
+                ts + 0.012,
+                A,
+                sport,
+                B,
+                443,
+                ACK | 0x08,
+                c + 1,
+                s + 1,
+                b"\x16\x03\x01\x00\x01\x01",
+            ),
+            out,
+        );
+        t.add(
+            tcp(
+                ts + 0.020,
+                B,
+                443,
+                A,
+                sport,
+                ACK,
+                s + 1,
+                c + 7,
+                b"\x16\x03\x03\x00\x01\x02\x00",
+            ),
+            out,
+        );
         // in order again: the fast path
-        t.add(tcp(ts + 0.021, A, sport, B, 443, ACK, c + 7, s + 8, b"more"), out);
-        t.add(tcp(ts + 0.022, B, 443, A, sport, ACK, s + 8, c + 11, b""), out);
-        t.add(tcp(ts + 0.030, A, sport, B, 443, FIN | ACK, c + 11, s + 8, b""), out);
-        t.add(tcp(ts + 0.031, B, 443, A, sport, FIN | ACK, s + 8, c + 12, b""), out);
-        t.add(tcp(ts + 0.032, A, sport, B, 443, ACK, c + 12, s + 9, b""), out);
+        t.add(
+            tcp(ts + 0.021, A, sport, B, 443, ACK, c + 7, s + 8, b"more"),
+            out,
+        );
+        t.add(
+            tcp(ts + 0.022, B, 443, A, sport, ACK, s + 8, c + 11, b""),
+            out,
+        );
+        t.add(
+            tcp(ts + 0.030, A, sport, B, 443, FIN | ACK, c + 11, s + 8, b""),
+            out,
+        );
+        t.add(
+            tcp(ts + 0.031, B, 443, A, sport, FIN | ACK, s + 8, c + 12, b""),
+            out,
+        );
+        t.add(
+            tcp(ts + 0.032, A, sport, B, 443, ACK, c + 12, s + 9, b""),
+            out,
+        );
     }
 
     #[test]
@@ -1326,7 +1713,12 @@ mod tests {
         assert_eq!(r.client.packets, 6);
         assert_eq!(r.server.packets, 4);
         assert_eq!(r.client.zeek_bytes, 10);
-        let stream = r.client.stream.as_ref().map(|s| s.data.clone()).unwrap_or_default();
+        let stream = r
+            .client
+            .stream
+            .as_ref()
+            .map(|s| s.data.clone())
+            .unwrap_or_default();
         assert_eq!(stream, b"\x16\x03\x01\x00\x01\x01more".to_vec());
         assert_eq!(r.synack_ts, Some(100.010));
         assert_eq!(r.rtt_syn_synack, Some(100.010 - 100.0));
@@ -1356,7 +1748,20 @@ mod tests {
         let mut out = Vec::new();
         // Ports say nothing (two ephemeral ones); the second side's ClientHello decides.
         t.add(tcp(1.0, A, 40000, B, 50000, ACK, 1, 1, b""), &mut out);
-        t.add(tcp(1.1, B, 50000, A, 40000, ACK | 0x08, 1, 1, b"\x16\x03\x01\x00\x01\x01"), &mut out);
+        t.add(
+            tcp(
+                1.1,
+                B,
+                50000,
+                A,
+                40000,
+                ACK | 0x08,
+                1,
+                1,
+                b"\x16\x03\x01\x00\x01\x01",
+            ),
+            &mut out,
+        );
         t.flush(&mut out);
         assert_eq!(out[0].client_ip, Addr::v4(B));
         assert!(out[0].flipped);
@@ -1395,9 +1800,10 @@ mod tests {
 
     #[test]
     fn a_full_table_evicts_the_nearest_deadline() {
-        let mut cfg = FlowConfig::default();
-        cfg.max_flows = 2;
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        });
         let mut out = Vec::new();
         t.add(udp(1.0, A, 40000, B, 53, b"q"), &mut out); // deadline 61
         t.add(tcp(2.0, A, 50000, B, 443, SYN, 1, 0, b""), &mut out); // attempt deadline 7
@@ -1439,8 +1845,11 @@ mod tests {
         t.add(udp(20.1, A, 40003, B, 53, b"q"), &mut out);
         t.add(udp(20.2, A, 40004, B, 53, b"q"), &mut out);
         assert_eq!(t.weird.get("time_went_backwards"), 1);
-        let jumped: Vec<u16> =
-            out.iter().filter(|r| r.end_reason == EndReason::TimeJump).map(|r| r.client_port).collect();
+        let jumped: Vec<u16> = out
+            .iter()
+            .filter(|r| r.end_reason == EndReason::TimeJump)
+            .map(|r| r.client_port)
+            .collect();
         assert_eq!(jumped, vec![50000, 40000, 40002]);
         assert_eq!(t.len(), 3);
         out.clear();
@@ -1467,7 +1876,13 @@ mod tests {
             seq: 1,
             ip_id: None,
         };
-        err.icmp = Some(IcmpInfo { type_: 3, code: 4, rest: 0, mtu: 1400, quoted: Some(quoted.clone()) });
+        err.icmp = Some(IcmpInfo {
+            type_: 3,
+            code: 4,
+            rest: 0,
+            mtu: 1400,
+            quoted: Some(quoted.clone()),
+        });
         t.add(err.clone(), &mut out);
         // The same error about a flow the table does not hold is a flow of its own.
         let mut other = err.clone();
@@ -1476,7 +1891,13 @@ mod tests {
         }
         t.add(other, &mut out);
         let mut echo = err;
-        echo.icmp = Some(IcmpInfo { type_: 8, code: 0, rest: 0, mtu: 0, quoted: None });
+        echo.icmp = Some(IcmpInfo {
+            type_: 8,
+            code: 0,
+            rest: 0,
+            mtu: 0,
+            quoted: None,
+        });
         t.add(echo, &mut out);
         t.flush(&mut out);
         assert_eq!(out.len(), 3);
@@ -1484,8 +1905,18 @@ mod tests {
         assert_eq!(out[0].icmp_errors[0].reporter, Addr::v4(R));
         assert_eq!(out[0].icmp_errors[0].about, Side::Client);
         assert_eq!(out[0].icmp_errors[0].mtu, 1400);
-        assert_eq!((out[1].proto, out[1].client_port, out[1].server_port), (PROTO_ICMP, 3, 4));
-        assert_eq!((out[2].client_port, out[2].server_port, out[2].conn_state.as_str()), (8, 0, "OTH"));
+        assert_eq!(
+            (out[1].proto, out[1].client_port, out[1].server_port),
+            (PROTO_ICMP, 3, 4)
+        );
+        assert_eq!(
+            (
+                out[2].client_port,
+                out[2].server_port,
+                out[2].conn_state.as_str()
+            ),
+            (8, 0, "OTH")
+        );
     }
 
     #[test]
@@ -1514,7 +1945,10 @@ mod tests {
         let mut out = Vec::new();
         connection(&mut t, &mut out, 100.0, 50000);
         t.add(tcp(100.5, B, 443, A, 50000, RST, 5009, 0, b""), &mut out);
-        t.add(tcp(100.6, B, 443, A, 50000, ACK, 5009, 1012, b"late"), &mut out);
+        t.add(
+            tcp(100.6, B, 443, A, 50000, ACK, 5009, 1012, b"late"),
+            &mut out,
+        );
         t.flush(&mut out);
         let r = &out[0];
         assert_eq!(r.rst_total, 1);
@@ -1531,10 +1965,19 @@ mod tests {
         connection(&mut t, &mut out, 100.0, 50000);
         let p = tcp(100.1, A, 50001, B, 443, ACK, 10, 10, b"data");
         t.add(p.clone(), &mut out);
-        t.add(Packet { ts: 100.1005, ..p.clone() }, &mut out);
+        t.add(
+            Packet {
+                ts: 100.1005,
+                ..p.clone()
+            },
+            &mut out,
+        );
         t.add(Packet { ts: 100.5, ..p }, &mut out);
         t.flush(&mut out);
-        let r = out.iter().find(|r| r.first_sport == 50001).map(|r| r.client.duplicates);
+        let r = out
+            .iter()
+            .find(|r| r.first_sport == 50001)
+            .map(|r| r.client.duplicates);
         assert_eq!(r, Some(1));
     }
 }

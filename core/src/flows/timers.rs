@@ -46,7 +46,9 @@ pub struct TimerHeap {
 
 impl TimerHeap {
     pub fn new() -> Self {
-        TimerHeap { heap: BinaryHeap::new() }
+        TimerHeap {
+            heap: BinaryHeap::new(),
+        }
     }
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -96,9 +98,15 @@ mod tests {
     fn min_order_by_deadline_then_serial() {
         let mut h = TimerHeap::new();
         for (d, s) in [(5.0, 2), (1.0, 9), (5.0, 1), (3.0, 4)] {
-            h.push(Timer { deadline: d, serial: s, slot: 0 });
+            h.push(Timer {
+                deadline: d,
+                serial: s,
+                slot: 0,
+            });
         }
-        let got: Vec<(f64, u64)> = std::iter::from_fn(|| h.pop()).map(|t| (t.deadline, t.serial)).collect();
+        let got: Vec<(f64, u64)> = std::iter::from_fn(|| h.pop())
+            .map(|t| (t.deadline, t.serial))
+            .collect();
         assert_eq!(got, vec![(1.0, 9), (3.0, 4), (5.0, 1), (5.0, 2)]);
         assert_eq!(h.earliest(), f64::INFINITY);
     }
@@ -106,9 +114,21 @@ mod tests {
     #[test]
     fn replace_and_retain() {
         let mut h = TimerHeap::new();
-        h.push(Timer { deadline: 1.0, serial: 1, slot: 0 });
-        h.push(Timer { deadline: 2.0, serial: 2, slot: 1 });
-        h.replace_top(Timer { deadline: 3.0, serial: 1, slot: 0 });
+        h.push(Timer {
+            deadline: 1.0,
+            serial: 1,
+            slot: 0,
+        });
+        h.push(Timer {
+            deadline: 2.0,
+            serial: 2,
+            slot: 1,
+        });
+        h.replace_top(Timer {
+            deadline: 3.0,
+            serial: 1,
+            slot: 0,
+        });
         assert_eq!(h.peek().map(|t| t.serial), Some(2));
         h.retain(|t| t.serial == 1);
         assert_eq!(h.len(), 1);
