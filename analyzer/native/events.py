@@ -7,6 +7,7 @@ byte strings and lists carry a u32 length (u32 max for a None byte string).
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Iterator
@@ -37,8 +38,14 @@ _U32 = struct.Struct("<I").unpack_from
 _Q = struct.Struct("<Q").unpack_from
 _q = struct.Struct("<q").unpack_from
 _D = struct.Struct("<d").unpack_from
-_FLOW = struct.Struct("<Q2d2B4H5d3Q5B")
-_DIR = struct.Struct("<4Q3dQ2q2d6Q")
+_FLOW = struct.Struct("<Q2d2B4H5d3Q5B6I")
+_DIR = struct.Struct("<4Q3dQ2q2d6Q2B4IB")
+_TTL = struct.Struct("<BQ")
+_IP_IDS: dict[int, struct.Struct] = {}
+# core/src/events.rs PATTERNS and STATES: names sent as their index.
+_PATTERNS = ("none", "single", "zero", "constant", "incrementing", "random")
+_STATES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET", "active", "inactive")
+_UNLISTED = 255
 _STREAM_TAIL = struct.Struct("<5Q4B")
 _SEGMENT = struct.Struct("<Qd")
 _RST = struct.Struct("<d2BqBH2IBI")
@@ -174,30 +181,55 @@ def read_packet(c: _Cursor) -> Packet:
 
 
 def _stream(c: _Cursor) -> StreamData:
-    data = c.bytes_()
-    n = c.u32()
-    p = c.pos
-    c.pos = p + n * 16
-    segments = tuple(_SEGMENT.iter_unpack(c.buf[p:c.pos])) if n else ()
-    stream_bytes, gaps, gap_bytes, conflicts, pending, cap, gap, seg_trunc, budget = c.unpack(_STREAM_TAIL)
+    buf = c.buf
+    (n,) = _U32(buf, c.pos)
+    p = c.pos + 4
+    data = buf[p:p + n]
+    p += n
+    (n,) = _U32(buf, p)
+    p += 4
+    segments = tuple(_SEGMENT.iter_unpack(buf[p:p + n * 16])) if n else ()
+    p += n * 16
+    stream_bytes, gaps, gap_bytes, conflicts, pending, cap, gap, seg_trunc, budget = _STREAM_TAIL.unpack_from(buf, p)
+    c.pos = p + _STREAM_TAIL.size
     return _make_stream(data, segments, stream_bytes, bool(cap), bool(gap), gaps, gap_bytes, conflicts, pending,
                         bool(seg_trunc), bool(budget))
 
 
+def _ip_ids(buf: bytes, p: int, n: int) -> tuple[int, ...]:
+    st = _IP_IDS.get(n)
+    if st is None:
+        st = _IP_IDS[n] = struct.Struct(f"<{n}I")
+    return st.unpack_from(buf, p)
+
+
 def _direction(c: _Cursor) -> DirectionStats:
+    buf = c.buf
     (packets, ip_bytes, payload_bytes, zeek_bytes, first_ts, last_ts, syn_ts, syn_count, syn_window, syn_ttl,
-     first_data_ts, fin_ts, rst_count, rxmt, win0, missed, dgram_count, duplicates) = c.unpack(_DIR)
-    pattern = _interned(c.bytes_())
-    state = _interned(c.bytes_())
-    ttls = tuple((c.u8(), c.u64()) for _ in range(c.u32()))
-    ip_ids = tuple(c.u32() for _ in range(c.u32()))
-    syn_options = c.bytes_()
-    stream = _stream(c) if c.u8() else None
-    datagrams = tuple(Datagram(c.f64(), c.bytes_()) for _ in range(c.u32()))
+     first_data_ts, fin_ts, rst_count, rxmt, win0, missed, dgram_count, duplicates,
+     pattern, state, n_ttls, n_ids, n_options, n_dgrams, has_stream) = _DIR.unpack_from(buf, c.pos)
+    c.pos += _DIR.size
+    pattern = c.bytes_().decode() if pattern == _UNLISTED else _PATTERNS[pattern]
+    state = c.bytes_().decode() if state == _UNLISTED else _STATES[state]
+    p = c.pos
+    if n_ttls == 1:
+        ttls: tuple[tuple[int, int], ...] = (_TTL.unpack_from(buf, p),)
+    else:
+        ttls = tuple(_TTL.iter_unpack(buf[p:p + 9 * n_ttls])) if n_ttls else ()
+    p += 9 * n_ttls
+    ip_ids = _ip_ids(buf, p, n_ids) if n_ids else ()
+    p += 4 * n_ids
+    syn_options = buf[p:p + n_options] if n_options else b""
+    c.pos = p + n_options
+    stream = _stream(c) if has_stream else None
+    datagrams = tuple(Datagram(c.f64(), c.bytes_()) for _ in range(n_dgrams)) if n_dgrams else ()
     return _make_direction(
-        packets, ip_bytes, payload_bytes, zeek_bytes, _opt_f(first_ts), _opt_f(last_ts), ttls, ip_ids, pattern,
-        state, _opt_f(syn_ts), syn_count, _opt_i(syn_window), _opt_i(syn_ttl), syn_options, _opt_f(first_data_ts),
-        _opt_f(fin_ts), rst_count, rxmt, win0, missed, stream, datagrams, dgram_count, duplicates)
+        packets, ip_bytes, payload_bytes, zeek_bytes, None if first_ts != first_ts else first_ts,
+        None if last_ts != last_ts else last_ts, ttls, ip_ids, pattern, state,
+        None if syn_ts != syn_ts else syn_ts, syn_count, None if syn_window < 0 else syn_window,
+        None if syn_ttl < 0 else syn_ttl, syn_options, None if first_data_ts != first_data_ts else first_data_ts,
+        None if fin_ts != fin_ts else fin_ts, rst_count, rxmt, win0, missed, stream, datagrams, dgram_count,
+        duplicates)
 
 
 def _rst(c: _Cursor) -> RstEvidence:
@@ -219,24 +251,28 @@ def _icmp_error(c: _Cursor) -> IcmpError:
     return IcmpError(ts, itype, code, reporter, ttl, _SIDES[about], mtu, qseq)
 
 
+@functools.lru_cache(maxsize=1024)
 def _mac(raw: bytes | None) -> str | None:
+    """A link-layer address as text (cached: a capture holds few distinct ones)."""
     return None if raw is None else mac_text(raw)
 
 
 def read_flow(c: _Cursor) -> FlowRecord:
     (dup, ts_start, ts_end, proto, ipv, first_sport, first_dport, cport, sport, syn_ts, synack_ts, ack_ts, rtt1,
-     rtt2, rst_total, icmp_total, missed, trunc_start, open_at_end, flipped, reason, _pad) = c.unpack(_FLOW)
+     rtt2, rst_total, icmp_total, missed, trunc_start, open_at_end, flipped, reason, _pad,
+     n_rsts, n_icmp, n_procs, n_ifaces, n_vlan, n_weirds) = _FLOW.unpack_from(c.buf, c.pos)
+    c.pos += _FLOW.size
     first_src, first_dst, client, server = c.addr(), c.addr(), c.addr(), c.addr()
     conn_state = _interned(c.bytes_())
     history = c.bytes_().decode()
     cdir = _direction(c)
     sdir = _direction(c)
-    rsts = tuple(_rst(c) for _ in range(c.u32()))
-    icmp_errors = tuple(_icmp_error(c) for _ in range(c.u32()))
-    processes = tuple((c.opt_str(), c.opt_i()) for _ in range(c.u32()))
-    ifaces = tuple(c.u32() for _ in range(c.u32()))
-    vlan = tuple(c.u16() for _ in range(c.u32()))
-    weirds = tuple((_interned(c.bytes_()), c.u64()) for _ in range(c.u32()))
+    rsts = tuple(_rst(c) for _ in range(n_rsts)) if n_rsts else ()
+    icmp_errors = tuple(_icmp_error(c) for _ in range(n_icmp)) if n_icmp else ()
+    processes = tuple((c.opt_str(), c.opt_i()) for _ in range(n_procs)) if n_procs else ()
+    ifaces = tuple(c.u32() for _ in range(n_ifaces))
+    vlan = tuple(c.u16() for _ in range(n_vlan)) if n_vlan else ()
+    weirds = tuple((_interned(c.bytes_()), c.u64()) for _ in range(n_weirds)) if n_weirds else ()
     client_mac, server_mac = _mac(c.opt_bytes()), _mac(c.opt_bytes())
     return _make_record(
         flow_uid(dup, ts_start, first_src, first_sport, first_dst, first_dport, proto),

@@ -15,6 +15,18 @@ pub const EV_DNS: u8 = 2;
 pub const EV_ARP: u8 = 3;
 pub const EV_NDP: u8 = 4;
 
+/// `DirectionStats.ip_id_pattern` and `.state` go as their index in these lists (events.py
+/// has the same lists); a name not listed goes as `UNLISTED` and its text.
+pub const PATTERNS: &[&str] = &["none", "single", "zero", "constant", "incrementing", "random"];
+pub const STATES: &[&str] = &[
+    "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET", "active", "inactive",
+];
+pub const UNLISTED: u8 = 255;
+
+fn code(list: &[&str], name: &str) -> u8 {
+    list.iter().position(|x| *x == name).map(|i| i as u8).unwrap_or(UNLISTED)
+}
+
 /// Appends values to the event buffer.
 pub struct Out<'a>(pub &'a mut Vec<u8>);
 
@@ -151,7 +163,7 @@ impl<'a> Out<'a> {
 
     pub fn flow(&mut self, r: &FlowRecord) {
         self.u8(EV_FLOW);
-        // The fixed part: one struct for Python ("<Q2d2B4H5d3Q5B").
+        // The fixed part: one struct for Python ("<Q2d2B4H5d3Q5B6I"), list lengths last.
         self.u64(r.uid_dup);
         self.f64(r.ts_start);
         self.f64(r.ts_end);
@@ -174,6 +186,9 @@ impl<'a> Out<'a> {
         self.bool(r.flipped);
         self.u8(r.end_reason as u8);
         self.u8(0); // padding byte, keeps the struct format simple
+        for n in [r.rsts.len(), r.icmp_errors.len(), r.processes.len(), r.ifaces.len(), r.vlan.len(), r.weirds.len()] {
+            self.count(n);
+        }
         // The variable part.
         self.addr(&r.first_src);
         self.addr(&r.first_dst);
@@ -183,7 +198,6 @@ impl<'a> Out<'a> {
         self.str(&r.history);
         self.direction(&r.client);
         self.direction(&r.server);
-        self.count(r.rsts.len());
         for e in &r.rsts {
             self.f64(e.ts);
             self.u8(e.sender as u8);
@@ -210,7 +224,6 @@ impl<'a> Out<'a> {
             self.u64(e.packets_after);
             self.u64(e.data_after);
         }
-        self.count(r.icmp_errors.len());
         for e in &r.icmp_errors {
             self.f64(e.ts);
             self.u8(e.type_);
@@ -221,20 +234,16 @@ impl<'a> Out<'a> {
             self.u32(e.mtu);
             self.u32(e.quoted_seq);
         }
-        self.count(r.processes.len());
         for (name, pid) in &r.processes {
             self.opt_str(name.as_deref());
             self.opt_u(pid.map(|x| x as u64));
         }
-        self.count(r.ifaces.len());
         for i in &r.ifaces {
             self.u32(*i);
         }
-        self.count(r.vlan.len());
         for v in &r.vlan {
             self.u16(*v);
         }
-        self.count(r.weirds.len());
         for (name, n) in &r.weirds {
             self.str(name);
             self.u64(*n);
@@ -244,7 +253,8 @@ impl<'a> Out<'a> {
     }
 
     fn direction(&mut self, d: &DirectionStats) {
-        // Fixed part ("<4Q3dQ2q2d4Q2Q").
+        // Fixed part, one struct for Python ("<4Q3dQ2q2d6Q2B4IB"): the numbers, then the codes
+        // of the two names and the lengths of what follows.
         self.u64(d.packets);
         self.u64(d.ip_bytes);
         self.u64(d.payload_bytes);
@@ -263,27 +273,33 @@ impl<'a> Out<'a> {
         self.u64(d.missed_bytes);
         self.u64(d.datagram_count);
         self.u64(d.duplicates);
-        // Variable part.
-        self.str(d.ip_id_pattern);
-        self.str(d.state);
+        let pattern = code(PATTERNS, d.ip_id_pattern);
+        let state = code(STATES, d.state);
+        self.u8(pattern);
+        self.u8(state);
         self.count(d.ttls.len());
+        self.count(d.ip_ids.len());
+        self.count(d.syn_options.len());
+        self.count(d.datagrams.len());
+        self.bool(d.stream.is_some());
+        // Variable part: a name without a code, then the lists.
+        if pattern == UNLISTED {
+            self.str(d.ip_id_pattern);
+        }
+        if state == UNLISTED {
+            self.str(d.state);
+        }
         for (ttl, n) in &d.ttls {
             self.u8(*ttl);
             self.u64(*n);
         }
-        self.count(d.ip_ids.len());
         for v in &d.ip_ids {
             self.u32(*v);
         }
-        self.bytes(&d.syn_options);
-        match &d.stream {
-            None => self.u8(0),
-            Some(s) => {
-                self.u8(1);
-                self.stream(s)
-            }
+        self.0.extend_from_slice(&d.syn_options);
+        if let Some(s) = &d.stream {
+            self.stream(s)
         }
-        self.count(d.datagrams.len());
         for g in &d.datagrams {
             self.f64(g.ts);
             self.bytes(&g.payload);
