@@ -75,6 +75,11 @@ def stream_lines(files: Sequence[str], workers: int, out: BinaryIO,
                  render_flow: Callable[[FlowFacts], bytes], render_dns: Callable[[DNSTransaction], bytes],
                  config: EngineConfig | None = None) -> WrittenRecords:
     """Write every flow and DNS transaction of `files` to `out` as lines rendered by the workers."""
+    from analyzer.native import resolve_engine
+
+    # Once here, before the fork: a missing core is said once, not by every worker, and
+    # `--engine native` without one fails here with its one line.
+    resolve_engine(config.engine if config is not None else None)
     ctx = multiprocessing.get_context("fork")
     procs: list[tuple[Any, Any, int]] = []
     try:

@@ -89,7 +89,9 @@ def test_the_uid_decides_by_default(tmp_path: Path) -> None:
 def test_ci_runs_exactly_the_readme_command_and_has_no_package_list_of_its_own() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    assert commands[-1] == "make test"
+    # The README's command, then only the check that a machine without Rust still installs and
+    # passes on the Python engine (issue 15), which needs the venv `make test` made.
+    assert commands[-3:] == ["make test", "unset APPLE_NET_REQUIRE_CORE", "bash .ci/no-rust-check.sh"]
     assert "    make test\n" in (ROOT / "README.md").read_text()
     assert "lab-deps" not in "\n".join(commands)  # make test runs it
     installs = [c for c in commands if "apt-get install" in c]

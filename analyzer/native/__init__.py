@@ -94,6 +94,8 @@ def _bind(lib: Any) -> None:
     lib.anc_begin_file.restype = c.c_int32
     lib.anc_feed.argtypes = [vp, c.c_char_p, c.c_size_t]
     lib.anc_feed.restype = c.c_int32
+    lib.anc_set_memory_limit.argtypes = [vp, c.c_double, c.c_uint64]
+    lib.anc_set_memory_limit.restype = c.c_int32
     lib.anc_advance.argtypes = [vp, c.c_double]
     lib.anc_advance.restype = c.c_int32
     for name in ("anc_events", "anc_info", "anc_error"):

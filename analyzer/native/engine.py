@@ -7,16 +7,17 @@ frames and NDP packets for the same `NeighborTracker`. Everything after the flow
 the Python engine's own code, so both engines give the same results
 (tests/test_native_differential.py).
 
-Differences that are not results: reading stops for --max-memory at a chunk's end (the
-Python engine checks every 16k packets), and frames handed one by one (a live capture) go
-to the Python engine's loop (`feed`), since a crossing per packet would cost more than the
-core saves.
+`--max-memory` is looked at by the core every 16383 packets, as the Python engine does, so
+a stopped run covers the same packets. Frames handed one by one (a live capture) are not
+taken (`feed`): a crossing per packet would cost more than the core saves; the live
+session runs the Python engine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import os
 from collections import Counter
 from typing import Any
@@ -55,6 +56,8 @@ class NativeEngine(Engine):
         if not handle:
             raise CoreUnavailable("the compiled core could not start")
         self._h = handle
+        if self.max_memory_mb is not None:  # the core looks every 16383 packets, as Engine.feed
+            lib.anc_set_memory_limit(handle, float(self.max_memory_mb), mmap.PAGESIZE)
         self._len = ctypes.c_size_t()
         self._finished_core = False
 
@@ -116,11 +119,17 @@ class NativeEngine(Engine):
                     rc = lib.anc_feed(h, chunk, len(chunk))
                     if rc == 1:
                         raise CaptureError(self._buffer(lib.anc_error).decode("utf-8", "replace"))
-                    self._call(rc)
+                    if rc != 3:
+                        self._call(rc)
                     self._events()
                     if progress is not None:
                         progress(reader.bytes_read, total)
-                    self._check_memory()
+                    if rc == 3:  # the core found the memory limit passed: the words are Engine's
+                        self._check_in = 1
+                        self._check_memory()
+                        if self.stopped is None:  # gone below the limit since: the core has stopped anyway
+                            self._stop_reading("reading_stopped_max_memory",
+                                               f"memory use reached the --max-memory limit ({self.max_memory_mb} MiB)")
                     if self.stopped is not None:
                         break
         finally:

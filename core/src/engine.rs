@@ -50,6 +50,22 @@ pub struct Core {
     scratch: Weirds,
     /// Internal errors (a panic on one packet): counted, the rest goes on.
     pub weird: Weirds,
+    /// `--max-memory`: (limit in MiB, page size in bytes); the resident memory is looked at
+    /// every `MEMORY_CHECK_EVERY` packets, as `Engine.feed` does.
+    pub memory_limit: Option<(f64, u64)>,
+    check_in: u64,
+    /// Reading stopped at the memory limit: the rest of the input is not walked.
+    pub stopped: bool,
+}
+
+/// Packets between two looks at the resident memory (engine.py MEMORY_CHECK_EVERY).
+pub const MEMORY_CHECK_EVERY: u64 = 0x3FFF;
+
+/// This process's resident memory in MiB (/proc/self/statm), None where it cannot be read.
+fn resident_mb(page_size: u64) -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some((pages * page_size) as f64 / 1048576.0)
 }
 
 impl Core {
@@ -71,6 +87,9 @@ impl Core {
             records: Vec::new(),
             scratch: Weirds::new(),
             weird: Weirds::new(),
+            memory_limit: None,
+            check_in: MEMORY_CHECK_EVERY,
+            stopped: false,
         }
     }
 
@@ -86,8 +105,12 @@ impl Core {
     }
 
     /// Bytes of the current file; the walk keeps a record cut by the chunk's end for the next.
-    /// Err: the bytes are no capture (the message Python's `CaptureError` carries).
+    /// Err: the bytes are no capture (the message Python's `CaptureError` carries). After the
+    /// memory limit stopped reading (`stopped`), nothing more is walked.
     pub fn feed_bytes(&mut self, chunk: &[u8]) -> Result<(), String> {
+        if self.stopped {
+            return Ok(());
+        }
         let mut file = match self.file.take() {
             Some(f) => f,
             None => return Ok(()),
@@ -97,7 +120,7 @@ impl Core {
             let first_ts = &mut file.first_ts;
             let last_ts = &mut file.last_ts;
             let process_info = &mut file.process_info;
-            walker.feed(chunk, &mut |raw: RawPacket| {
+            walker.feed_until(chunk, &mut |raw: RawPacket| {
                 if first_ts.is_none() {
                     *first_ts = Some(raw.ts);
                 }
@@ -106,11 +129,32 @@ impl Core {
                     *process_info = true;
                 }
                 self.feed_raw_guarded(&raw);
+                self.memory_ok()
             })
         };
         let result = result.map_err(|e| file_error(&e, &file));
         self.file = Some(file);
         result
+    }
+
+    /// `Engine.feed`'s countdown: false when this packet's check finds the limit passed.
+    fn memory_ok(&mut self) -> bool {
+        let (limit, page) = match self.memory_limit {
+            Some(l) => l,
+            None => return true,
+        };
+        self.check_in -= 1;
+        if self.check_in != 0 {
+            return true;
+        }
+        self.check_in = MEMORY_CHECK_EVERY;
+        match resident_mb(page) {
+            Some(rss) if rss > limit => {
+                self.stopped = true;
+                false
+            }
+            _ => true,
+        }
     }
 
     /// End of the current file's bytes: a record cut by the end is counted, as the reader does.

@@ -87,7 +87,8 @@ pub extern "C" fn anc_begin_file(h: *mut Handle, name: *const u8, name_len: usiz
 }
 
 /// Feed `len` bytes of the current file. 0: fine; 1: the file is not a capture from here on
-/// (message in `anc_error`); negative: a bug (counted by Python as an internal error).
+/// (message in `anc_error`); 3: reading stopped at the memory limit (`anc_set_memory_limit`);
+/// negative: a bug (counted by Python as an internal error).
 #[no_mangle]
 pub extern "C" fn anc_feed(h: *mut Handle, data: *const u8, len: usize) -> i32 {
     let h = match handle(h) {
@@ -102,6 +103,7 @@ pub extern "C" fn anc_feed(h: *mut Handle, data: *const u8, len: usize) -> i32 {
     guarded(|| {
         h.core.out.clear();
         match h.core.feed_bytes(chunk) {
+            Ok(()) if h.core.stopped => 3,
             Ok(()) => 0,
             Err(message) => {
                 h.error = message.into_bytes();
@@ -137,6 +139,19 @@ pub extern "C" fn anc_end_file(h: *mut Handle) -> i32 {
             None => 0,
         }
     })
+}
+
+/// `--max-memory`: stop reading once the resident memory passes `limit_mb` MiB (looked at every
+/// 16383 packets, as the Python engine does); `limit_mb` <= 0: no limit. `page_size`: bytes
+/// per page of /proc/self/statm.
+#[no_mangle]
+pub extern "C" fn anc_set_memory_limit(h: *mut Handle, limit_mb: f64, page_size: u64) -> i32 {
+    let h = match handle(h) {
+        Some(h) => h,
+        None => return -1,
+    };
+    h.core.memory_limit = if limit_mb > 0.0 { Some((limit_mb, page_size)) } else { None };
+    0
 }
 
 /// Move the clock to `ts` with no packet (`Engine.advance`).
