@@ -47,5 +47,10 @@ while [ "$i" -lt "${GEN:-0}" ]; do
     done
     i=$((i + 1))
 done
+if [ "${GEN:-0}" -gt 0 ]; then  # a SYN scan: the timer heap's compaction, and eviction
+    "$py" core/tools/flows_ref.py --scan 1 120000 "$out/scan.dump" > /dev/null
+    run scan default --dump "$out/scan.dump"
+    run scan small --dump "$out/scan.dump"
+fi
 echo "captures=$n runs_equal=$ok runs_different=$bad packets=$pkts records=$recs"
 [ "$bad" -eq 0 ]
