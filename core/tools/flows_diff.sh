@@ -26,7 +26,7 @@ run() { # name dumpsource... ; $1 name, $2 config label, rest: flows_ref args (b
     else
         bad=$((bad + 1)); echo "DIFF $name $label"
     fi
-    p=$(grep -o 'packets=[0-9]*' "$out/$name.$label.py" | head -1 | cut -d= -f2)
+    p=$(grep '^S packets=' "$out/$name.$label.py" | grep -o 'packets=[0-9]*' | cut -d= -f2)
     r=$(grep -c '^R ' "$out/$name.$label.py")
     pkts=$((pkts + ${p:-0})); recs=$((recs + r))
 }
