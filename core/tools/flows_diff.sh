@@ -26,7 +26,7 @@ run() { # name dumpsource... ; $1 name, $2 config label, rest: flows_ref args (b
     else
         bad=$((bad + 1)); echo "DIFF $name $label"
     fi
-    p=$(grep -o 'packets=[0-9]*' "$out/$name.$label.py" | head -1 | cut -d= -f2)
+    p=$(grep '^S packets=' "$out/$name.$label.py" | grep -o 'packets=[0-9]*' | cut -d= -f2)
     r=$(grep -c '^R ' "$out/$name.$label.py")
     pkts=$((pkts + ${p:-0})); recs=$((recs + r))
 }
@@ -47,5 +47,10 @@ while [ "$i" -lt "${GEN:-0}" ]; do
     done
     i=$((i + 1))
 done
+if [ "${GEN:-0}" -gt 0 ]; then  # a SYN scan: the timer heap's compaction, and eviction
+    "$py" core/tools/flows_ref.py --scan 1 120000 "$out/scan.dump" > /dev/null
+    run scan default --dump "$out/scan.dump"
+    run scan small --dump "$out/scan.dump"
+fi
 echo "captures=$n runs_equal=$ok runs_different=$bad packets=$pkts records=$recs"
 [ "$bad" -eq 0 ]

@@ -4,6 +4,7 @@
     flows_ref.py CAPTURE DUMP [key=value ...]      decode CAPTURE, write the packets to DUMP
     flows_ref.py --gen SEED N DUMP [key=value ...] generate N adversarial packets into DUMP
     flows_ref.py --conv SEED N DUMP [key=value ...] generate N packets of whole connections into DUMP
+    flows_ref.py --scan SEED N DUMP [key=value ...] a SYN scan of N hosts (timer heap compaction, eviction)
     flows_ref.py --dump DUMP [key=value ...]       replay an existing DUMP
 
 In every mode the packets are read back from DUMP (so both engines see the same bytes), run
@@ -445,6 +446,39 @@ def generate_conversations(seed: int, n: int) -> list[tuple[int, object]]:
     return ops
 
 
+def generate_scan(seed: int, n: int) -> list[tuple[int, object]]:
+    """A SYN scan: n SYNs to distinct hosts at ~4000/s, some refused, some answered, some
+    repeated, with a few idle gaps: many live flows and stale timer entries, so the heap is
+    compacted (`_compact_timers`) and, with a small max_flows, flows are evicted."""
+    rnd = random.Random(seed)
+    me = bytes([10, 0, 0, 1])
+    ops: list[tuple[int, object]] = []
+    ts = 1000.0
+
+    def syn_pkt(src, sp, dst, dp, flags, seq, ack):
+        return Packet(ts, 4, src, dst, 6, 64, rnd.randrange(65536), True, 40, sp, dp, flags, seq & 0xFFFFFFFF,
+                      ack & 0xFFFFFFFF, 1024, b"", b"", 0, None, (), 0, None, None, False, b"")
+
+    for i in range(n):
+        dst = bytes([10, 1, (i >> 8) & 255, i & 255])
+        dp = rnd.choice([22, 80, 443, 8080])
+        sp = 40000 + i % 20000
+        ops.append((TAG_PACKET, syn_pkt(me, sp, dst, dp, 0x02, i * 7, 0)))
+        r = rnd.random()
+        if r < 0.3:
+            ops.append((TAG_PACKET, syn_pkt(dst, dp, me, sp, 0x14, 0, i * 7 + 1)))
+        elif r < 0.4:
+            ops.append((TAG_PACKET, syn_pkt(dst, dp, me, sp, 0x12, i, i * 7 + 1)))
+        elif r < 0.45:
+            ops.append((TAG_PACKET, syn_pkt(me, sp, dst, dp, 0x02, i * 7, 0)))
+        ts += rnd.choice([0.0001, 0.0002, 0.0003])
+        if rnd.random() < 0.0005:
+            ts += rnd.choice([10.0, 70.0])
+        if rnd.random() < 0.0002:
+            ops.append((TAG_ADVANCE, ts + 1.0))
+    return ops
+
+
 # -- canonical text ----------------------------------------------------------------------------
 
 _SAFE = re.compile(r"[A-Za-z0-9_^.:/-]*")
@@ -522,9 +556,10 @@ def run(ops: list[tuple[int, object]], config: FlowConfig, out) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in ("--gen", "--conv"):
+    generators = {"--gen": generate, "--conv": generate_conversations, "--scan": generate_scan}
+    if argv and argv[0] in generators:
         seed, n, dump, rest = int(argv[1]), int(argv[2]), argv[3], argv[4:]
-        write_dump(dump, (generate if argv[0] == "--gen" else generate_conversations)(seed, n))
+        write_dump(dump, generators[argv[0]](seed, n))
     elif argv and argv[0] == "--dump":
         dump, rest = argv[1], argv[2:]
     elif len(argv) >= 2:

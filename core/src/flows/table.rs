@@ -7,6 +7,9 @@
 //! stale entries (`timers.rs`). Python's `_live` dict iterates in insertion order, which is
 //! serial order: where that order is observable (flush, time jumps) the slots are sorted by
 //! serial.
+//!
+//! The records, their order and the weird counts are checked against the Python table by
+//! `core/tools/flows_diff.sh` (`flows_ref.py` for Python, `examples/flows_dump.rs` for this).
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};

@@ -28,12 +28,14 @@ impl PartialOrd for Timer {
     }
 }
 impl Ord for Timer {
-    /// Reversed (std's heap is a max-heap): the earliest deadline, then the lowest serial, on top.
+    /// Reversed (std's heap is a max-heap): the earliest deadline, then the lowest serial, on
+    /// top. `total_cmp` is Python's float order for every deadline the table makes (no NaN
+    /// reaches it, and no -0.0: deadlines are a time plus a positive delay), and stays a total
+    /// order whatever comes, so a hostile timestamp cannot upset the heap.
     fn cmp(&self, other: &Self) -> Ordering {
         other
             .deadline
-            .partial_cmp(&self.deadline)
-            .unwrap_or(Ordering::Equal)
+            .total_cmp(&self.deadline)
             .then_with(|| other.serial.cmp(&self.serial))
     }
 }
