@@ -143,6 +143,34 @@ impl SideStats {
         self.ipid_prev = ip_id as i64;
     }
 
+    /// The counters every packet updates (table.py `_count`, and `_account_fast`'s inlined
+    /// copy of it, whose IP ID step has no first-sample guard: `fast`). `remember`: keep this
+    /// packet's TTL/IP ID as the side's last, for judging a later RST (a RST itself must not
+    /// become its own baseline).
+    #[inline]
+    pub fn count(
+        &mut self,
+        pkt: &Packet,
+        ts: f64,
+        plen: u32,
+        remember: bool,
+        samples: u64,
+        fast: bool,
+    ) {
+        self.packets += 1;
+        self.ip_bytes += pkt.ip_len as u64;
+        self.payload_bytes += plen as u64;
+        self.last_ts = Some(ts);
+        self.ttl(pkt.ttl);
+        if let Some(ip_id) = pkt.ip_id {
+            self.ip_id(ip_id, samples, fast);
+        }
+        if remember {
+            self.last_ttl = Some(pkt.ttl);
+            self.last_ip_id = pkt.ip_id;
+        }
+    }
+
     /// (TTL, packets) sorted by TTL (`_Side.ttl_counts`).
     pub fn ttl_counts(&self) -> Vec<(u8, u64)> {
         match &self.ttls {

@@ -1210,21 +1210,12 @@ fn account_fast(
     samples: u64,
     max_procs: u64,
 ) {
+    flow.last_ts = ts;
     let st = &mut flow.sides[side];
-    st.packets += 1;
-    st.ip_bytes += pkt.ip_len as u64;
-    st.payload_bytes += plen as u64;
-    st.last_ts = Some(ts);
+    // Python's fast path takes the first IP ID step from -1 (no `if n:` guard): mirrored.
+    st.count(pkt, ts, plen, true, samples, true);
     st.last_seq = pkt.seq as i64;
     st.last_plen = plen as i64;
-    flow.last_ts = ts;
-    st.ttl(pkt.ttl);
-    if let Some(ip_id) = pkt.ip_id {
-        // Python's fast path takes the first step from -1 (no `if n:` guard): mirrored.
-        st.ip_id(ip_id, samples, true);
-    }
-    st.last_ttl = Some(pkt.ttl);
-    st.last_ip_id = pkt.ip_id;
     let open = st.rst_open != 0;
     if plen != 0 && st.first_data_ts.is_none() {
         st.first_data_ts = Some(ts);
@@ -1345,9 +1336,7 @@ fn tcp_control(
     }
 }
 
-/// Per-side counters every packet updates (table.py `_count`). `remember`: keep this
-/// packet's TTL/IP ID as the side's last, for judging a later RST (a RST itself must not
-/// become its own baseline).
+/// Per-side counters every packet updates (table.py `_count`); see `SideStats::count`.
 fn count(
     flow: &mut Flow,
     side: usize,
@@ -1357,20 +1346,8 @@ fn count(
     remember: bool,
     samples: u64,
 ) {
-    let st = &mut flow.sides[side];
-    st.packets += 1;
-    st.ip_bytes += pkt.ip_len as u64;
-    st.payload_bytes += plen as u64;
-    st.last_ts = Some(ts);
     flow.last_ts = ts;
-    st.ttl(pkt.ttl);
-    if let Some(ip_id) = pkt.ip_id {
-        st.ip_id(ip_id, samples, false);
-    }
-    if remember {
-        st.last_ttl = Some(pkt.ttl);
-        st.last_ip_id = pkt.ip_id;
-    }
+    flow.sides[side].count(pkt, ts, plen, remember, samples, false);
 }
 
 /// table.py `_proc`: (process name, pid) pairs in order of first appearance, up to `max`.
