@@ -203,6 +203,17 @@ class Engine:
         """Packets given to the flow table so far."""
         return self.table.packets
 
+    @property
+    def open_flows(self) -> int:
+        """Flows in the table now (not yet finished)."""
+        return len(self.table)
+
+    def feed_batch(self, packets: Sequence[RawPacket]) -> None:
+        """Frames in order, as `feed` takes them one by one (a live capture's batch)."""
+        feed = self.feed
+        for raw in packets:
+            feed(raw)
+
     # -- packets -------------------------------------------------------------
     def feed(self, raw: RawPacket, owned: bool = False) -> None:
         """One frame; `owned`: a sharded engine's caller knows the frame is this shard's."""

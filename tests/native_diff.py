@@ -31,7 +31,7 @@ def need_core() -> None:
 
 
 @contextlib.contextmanager
-def _payloads_kept() -> Iterator[None]:
+def payloads_kept() -> Iterator[None]:
     saved = engine_mod._release_payload
     engine_mod._release_payload = lambda rec: None
     try:
@@ -46,7 +46,7 @@ def results(paths: Sequence[str | os.PathLike[str]], flows: FlowConfig | None = 
     out = []
     for engine in ("python", "native"):
         cfg = EngineConfig(flows=flows or FlowConfig(), engine=engine)
-        with _payloads_kept():
+        with payloads_kept():
             out.append(run_engine([os.fspath(p) for p in paths], cfg, shard=shard))
     return out[0], out[1]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from helpers_pcap import FIXTURE_CAPTURES
-from native_diff import differences, need_core, pcap_records, results, rewrites
+from native_diff import differences, need_core, payloads_kept, pcap_records, results, rewrites
 
 from analyzer import native
-from analyzer.engine import EngineConfig, make_engine
+from analyzer.engine import EngineConfig, EngineResult, make_engine
 from analyzer.flows.config import FlowConfig
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -107,3 +107,28 @@ def test_the_default_engine_is_the_core_when_built() -> None:
     assert type(make_engine()).__name__ == "NativeEngine"
     assert type(make_engine(EngineConfig(engine="python"))).__name__ == "Engine"
     assert native.resolve_engine("python") == "python"
+
+
+def _fed_in_batches(path: Path, engine: str, seed: int) -> EngineResult:
+    """A capture's frames handed over as a live capture hands them: in batches (`feed_batch`)."""
+    from analyzer.capture.reader import open_capture
+
+    eng = make_engine(EngineConfig(engine=engine))
+    frames = list(open_capture(path))
+    rng = random.Random(seed)
+    with payloads_kept():
+        i = 0
+        while i < len(frames):
+            n = rng.choice([1, 2, 7, 64, 1000])
+            eng.feed_batch(frames[i:i + n])
+            i += n
+        if frames:
+            eng.advance(frames[-1].ts + 0.5)
+        return eng.finish()
+
+
+@pytest.mark.parametrize("path", CAPTURES[::2], ids=_id)
+def test_both_engines_agree_on_frames_fed_in_batches(path: Path) -> None:
+    py, nat = _fed_in_batches(path, "python", 1), _fed_in_batches(path, "native", 1)
+    assert differences(py, nat) == []
+    assert py.flows or not nat.flows

@@ -26,7 +26,7 @@ from typing import Any
 
 from analyzer.capture.reader import linktype_name
 from analyzer.catalogue.loader import Catalogue
-from analyzer.engine import CaptureSummary, Engine, EngineConfig
+from analyzer.engine import CaptureSummary, EngineConfig, make_engine
 from analyzer.live.bpf import FilterSpec
 from analyzer.live.heads import DEFAULT_HEAD_SEGMENTS, HeadKeeper
 from analyzer.live.privileges import credentials
@@ -74,7 +74,7 @@ class LiveSession:
                  extra_keep: Callable[[bytes], bool] | None = None) -> None:
         self.source = source
         self.spec = spec
-        self.engine = Engine(config)
+        self.engine = make_engine(config)
         self.writer = writer
         self.head_segments = head_segments
         self.keeper = (HeadKeeper(source.linktype, head_segments, extra=extra_keep) if spec.heads else None)
@@ -152,10 +152,9 @@ class LiveSession:
         self.read += n
         if not packets:
             return n
-        feed = self.engine.feed
+        self.engine.feed_batch(packets)
         write = self.writer.write if self.writer is not None else None
         for raw in packets:
-            feed(raw)
             if write is not None:
                 write(raw)
             self.bytes += len(raw.data)
@@ -216,7 +215,7 @@ class LiveSession:
         stats = self._final_stats or self.source.stats()
         return LiveStatus(time.monotonic() - self.started, self.read, self.kept,
                           self.keeper.shed if self.keeper is not None else 0, stats, self._backlog,
-                          len(self.engine.table), self.rollup.seen.flows, self.rollup.seen.dns, self.lag)
+                          self.engine.open_flows, self.rollup.seen.flows, self.rollup.seen.dns, self.lag)
 
     def capture_summary(self, end: float | None = None) -> CaptureSummary:
         """The capture so far; `end`: its end if later than the last packet (the stop, at the final report)."""
@@ -265,7 +264,7 @@ class LiveSession:
         # The run's counters counted what the roll-ups had judged; the flows and DNS transactions
         # still open at the end are judged only now: the last status says what the report says.
         judged = report["summary"]
-        self._final = dataclasses.replace(st, active_flows=len(self.engine.table), flows_done=judged["flows"],
+        self._final = dataclasses.replace(st, active_flows=self.engine.open_flows, flows_done=judged["flows"],
                                           dns=sum(judged["dns_by_verdict"].values()))
         if self.writer is not None and summary.last_ts is not None:
             live = not self.source.offline  # a file has no kernel counts

@@ -92,8 +92,9 @@ def _bind(lib: Any) -> None:
         getattr(lib, name).restype = c.c_int32
     lib.anc_begin_file.argtypes = [vp, c.c_char_p, c.c_size_t, c.c_int32]
     lib.anc_begin_file.restype = c.c_int32
-    lib.anc_feed.argtypes = [vp, c.c_char_p, c.c_size_t]
-    lib.anc_feed.restype = c.c_int32
+    for name in ("anc_feed", "anc_feed_frames"):
+        getattr(lib, name).argtypes = [vp, c.c_char_p, c.c_size_t]
+        getattr(lib, name).restype = c.c_int32
     lib.anc_set_memory_limit.argtypes = [vp, c.c_double, c.c_uint64]
     lib.anc_set_memory_limit.restype = c.c_int32
     lib.anc_advance.argtypes = [vp, c.c_double]

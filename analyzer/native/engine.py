@@ -8,9 +8,9 @@ the Python engine's own code, so both engines give the same results
 (tests/test_native_differential.py).
 
 `--max-memory` is looked at by the core every 16383 packets, as the Python engine does, so
-a stopped run covers the same packets. Frames handed one by one (a live capture) are not
-taken (`feed`): a crossing per packet would cost more than the core saves; the live
-session runs the Python engine.
+a stopped run covers the same packets. Frames from elsewhere (a live capture) come in
+batches (`feed_batch`): one crossing per batch, since one per frame would cost more than
+the core saves; a live batch is looked at for memory once, after it.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import contextlib
 import ctypes
 import mmap
 import os
+import struct
+from collections.abc import Sequence
 from collections import Counter
 from typing import Any
 
-from analyzer.capture.reader import open_capture
+from analyzer.capture.reader import RawPacket, open_capture
 from analyzer.engine import (
     CaptureSummary,
     DNSSink,
@@ -37,7 +39,36 @@ from analyzer.errors import CaptureError
 from analyzer.native import CFlowConfig, CoreUnavailable, load
 from analyzer.native.events import EV_ARP, EV_DNS, EV_FLOW, EV_NDP, _Cursor, read_events
 
-__all__ = ["NativeEngine"]
+__all__ = ["NativeEngine", "pack_frames"]
+
+_FRAME = struct.Struct("<dIIII").pack
+_NO_PROC = b"\0"
+
+
+def _opt_int(v: int | None) -> bytes:
+    return struct.pack("<q", -1 if v is None else v)
+
+
+def _opt_text(v: str | None) -> bytes:
+    if v is None:
+        return b"\xff\xff\xff\xff"
+    b = v.encode("utf-8", "surrogateescape")
+    return struct.pack("<I", len(b)) + b
+
+
+def pack_frames(packets: Sequence[RawPacket]) -> bytes:
+    """Frames as core/src/engine.rs `Core::feed_frames` reads them: `<dIIII` (ts, linktype,
+    wirelen, iface, caplen), the bytes, then 0, or 1 and the process (pid, name, epid, ename)."""
+    parts: list[bytes] = []
+    add = parts.append
+    for ts, linktype, data, wirelen, iface, proc in packets:
+        add(_FRAME(ts, linktype, wirelen, iface, len(data)))
+        add(data)
+        if proc is None:
+            add(_NO_PROC)
+        else:
+            add(b"\1" + _opt_int(proc.pid) + _opt_text(proc.name) + _opt_int(proc.epid) + _opt_text(proc.ename))
+    return b"".join(parts)
 
 
 class NativeEngine(Engine):
@@ -186,8 +217,29 @@ class NativeEngine(Engine):
             self._call(self._lib.anc_advance(self._h, t))
         self._events()
 
-    def feed(self, raw: Any, owned: bool = False) -> None:
-        raise NotImplementedError("NativeEngine reads files; frames one by one go to the Python engine")
+    @property
+    def open_flows(self) -> int:
+        flows, packets = ctypes.c_uint64(), ctypes.c_uint64()
+        self._lib.anc_table_counts(self._h, ctypes.byref(flows), ctypes.byref(packets))
+        return flows.value
+
+    def feed_batch(self, packets: Sequence[RawPacket]) -> None:
+        """A batch of frames (a live capture) in one crossing: `pack_frames`, then the core."""
+        if not packets:
+            return
+        if self.stopped is not None:
+            self.unread += len(packets)
+            return
+        buf = pack_frames(packets)
+        self._call(self._lib.anc_feed_frames(self._h, buf, len(buf)))
+        self._events()
+        self._check_in -= len(packets)
+        if self._check_in <= 0:  # Engine.feed's look at the memory, once a batch passes the count
+            self._check_memory()
+
+    def feed(self, raw: RawPacket, owned: bool = False) -> None:
+        """One frame: a batch of one (a crossing per frame: `feed_batch` is the way for many)."""
+        self.feed_batch((raw,))
 
     def finish(self) -> EngineResult:
         if not self._finished_core:

@@ -10,7 +10,7 @@ use crate::config::FlowConfig;
 use crate::decode::{raw_shard, shard_of, Decoder};
 use crate::events::Out;
 use crate::flows::table::FlowTable;
-use crate::packet::{Packet, RawPacket};
+use crate::packet::{Packet, ProcessInfo, RawPacket};
 use crate::record::FlowRecord;
 use crate::weird::Weirds;
 
@@ -135,6 +135,33 @@ impl Core {
         let result = result.map_err(|e| file_error(&e, &file));
         self.file = Some(file);
         result
+    }
+
+    /// Frames handed over in a batch (a live capture), packed by `analyzer/native/engine.py`
+    /// `pack_frames`: per frame `<dIIII` (ts, linktype, wirelen, iface, caplen), the frame's bytes,
+    /// then a process flag byte (1: pid, name, epid, ename follow as in events.rs). Each is fed
+    /// as `Engine.feed` would; a batch cut short ends at the last whole frame (counted weird
+    /// `internal_error_frames`: the packing is ours, never the wire's).
+    pub fn feed_frames(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            let frame = match FrameView::parse(buf) {
+                Some(f) => f,
+                None => {
+                    self.weird.add("internal_error_frames");
+                    return;
+                }
+            };
+            buf = &buf[frame.len..];
+            let raw = RawPacket {
+                ts: frame.ts,
+                linktype: frame.linktype,
+                data: frame.data,
+                wirelen: frame.wirelen,
+                iface: frame.iface,
+                proc_: frame.proc_,
+            };
+            self.feed_raw_guarded(&raw);
+        }
     }
 
     /// `Engine.feed`'s countdown: false when this packet's check finds the limit passed.
@@ -285,5 +312,86 @@ impl Core {
         w.update(&self.decoder.weird);
         w.update(&self.table.weird);
         w
+    }
+}
+
+/// One frame of a `feed_frames` batch, every length checked where it is read.
+struct FrameView<'a> {
+    ts: f64,
+    linktype: u32,
+    wirelen: u32,
+    iface: u32,
+    data: &'a [u8],
+    proc_: Option<ProcessInfo>,
+    /// Bytes of the batch this frame took.
+    len: usize,
+}
+
+impl<'a> FrameView<'a> {
+    const HEAD: usize = 24;
+
+    fn parse(buf: &'a [u8]) -> Option<FrameView<'a>> {
+        let head = buf.get(..Self::HEAD)?;
+        let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&head[..8]);
+        let caplen = u32_at(20) as usize;
+        let data = buf.get(Self::HEAD..Self::HEAD.checked_add(caplen)?)?;
+        let mut pos = Self::HEAD + caplen;
+        let flag = *buf.get(pos)?;
+        pos += 1;
+        let proc_ = if flag == 1 {
+            let mut r = Reader { buf, pos };
+            let pid = r.opt_u32()?;
+            let name = r.opt_str()?;
+            let epid = r.opt_u32()?;
+            let ename = r.opt_str()?;
+            pos = r.pos;
+            Some(ProcessInfo { pid, name, epid, ename })
+        } else {
+            None
+        };
+        Some(FrameView {
+            ts: f64::from_le_bytes(ts),
+            linktype: u32_at(8),
+            wirelen: u32_at(12),
+            iface: u32_at(16),
+            data,
+            proc_,
+            len: pos,
+        })
+    }
+}
+
+/// The optional values of a packed frame's process information (events.rs encodings).
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let b = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(b)
+    }
+    /// `Option<Option<u32>>`: the outer None is a cut batch; an i64 of -1 is no value.
+    fn opt_u32(&mut self) -> Option<Option<u32>> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        let v = i64::from_le_bytes(a);
+        Some(if v < 0 { None } else { Some(v as u32) })
+    }
+    /// A u32 length (u32::MAX: no value) and UTF-8 bytes.
+    fn opt_str(&mut self) -> Option<Option<String>> {
+        let b = self.take(4)?;
+        let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if n == u32::MAX {
+            return Some(None);
+        }
+        let s = self.take(n as usize)?;
+        Some(Some(String::from_utf8_lossy(s).into_owned()))
     }
 }

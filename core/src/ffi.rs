@@ -113,6 +113,25 @@ pub extern "C" fn anc_feed(h: *mut Handle, data: *const u8, len: usize) -> i32 {
     })
 }
 
+/// Frames handed over one batch at a time (a live capture): see `Core::feed_frames` for the packing.
+#[no_mangle]
+pub extern "C" fn anc_feed_frames(h: *mut Handle, data: *const u8, len: usize) -> i32 {
+    let h = match handle(h) {
+        Some(h) => h,
+        None => return -1,
+    };
+    if data.is_null() && len != 0 {
+        return -1;
+    }
+    // SAFETY: Python passes a buffer of `len` bytes that lives for this call.
+    let buf: &[u8] = if len == 0 { &[] } else { unsafe { slice::from_raw_parts(data, len) } };
+    guarded(|| {
+        h.core.out.clear();
+        h.core.feed_frames(buf);
+        0
+    })
+}
+
 /// End of the current file: its summary goes to `anc_info`. 1: the input was too short to
 /// be a capture (message in `anc_error`).
 #[no_mangle]
