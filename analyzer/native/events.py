@@ -38,8 +38,11 @@ _U32 = struct.Struct("<I").unpack_from
 _Q = struct.Struct("<Q").unpack_from
 _q = struct.Struct("<q").unpack_from
 _D = struct.Struct("<d").unpack_from
-_FLOW = struct.Struct("<Q2d2B4H5d3Q5B6I")
+_FLOW = struct.Struct("<Q2d2B4H5d3Q5B6IB16sB16sB16sB16s2I")
+_FLOW_SIZE = _FLOW.size
 _DIR = struct.Struct("<4Q3dQ2q2d6Q2B4IB")
+_DIR_SIZE = _DIR.size
+_DGRAM = struct.Struct("<dI").unpack_from
 _TTL = struct.Struct("<BQ")
 _IP_IDS: dict[int, struct.Struct] = {}
 # core/src/events.rs PATTERNS and STATES: names sent as their index.
@@ -52,7 +55,8 @@ _RST = struct.Struct("<d2BqBH2IBI")
 _RST_TAIL = struct.Struct("<2Bd2q2Q")
 _ICMP_ERR_HEAD = struct.Struct("<d2B")
 _ICMP_ERR_TAIL = struct.Struct("<2B2I")
-_DNS_HEAD = struct.Struct("<d")
+_DNS_STRUCT = struct.Struct("<dB16sHB16sHI")
+_DNS, _DNS_SIZE = _DNS_STRUCT.unpack_from, _DNS_STRUCT.size
 _PKT_HEAD = struct.Struct("<dB")
 _NONE32 = 0xFFFFFFFF
 _END_REASONS = tuple(EndReason)
@@ -180,10 +184,9 @@ def read_packet(c: _Cursor) -> Packet:
                   options, payload, payload_len, icmp, vlan, iface, proc_name, pid, fragmented, macs)
 
 
-def _stream(c: _Cursor) -> StreamData:
-    buf = c.buf
-    (n,) = _U32(buf, c.pos)
-    p = c.pos + 4
+def _stream(buf: bytes, p: int) -> tuple[StreamData, int]:
+    (n,) = _U32(buf, p)
+    p += 4
     data = buf[p:p + n]
     p += n
     (n,) = _U32(buf, p)
@@ -191,9 +194,8 @@ def _stream(c: _Cursor) -> StreamData:
     segments = tuple(_SEGMENT.iter_unpack(buf[p:p + n * 16])) if n else ()
     p += n * 16
     stream_bytes, gaps, gap_bytes, conflicts, pending, cap, gap, seg_trunc, budget = _STREAM_TAIL.unpack_from(buf, p)
-    c.pos = p + _STREAM_TAIL.size
     return _make_stream(data, segments, stream_bytes, bool(cap), bool(gap), gaps, gap_bytes, conflicts, pending,
-                        bool(seg_trunc), bool(budget))
+                        bool(seg_trunc), bool(budget)), p + _STREAM_TAIL.size
 
 
 def _ip_ids(buf: bytes, p: int, n: int) -> tuple[int, ...]:
@@ -203,15 +205,24 @@ def _ip_ids(buf: bytes, p: int, n: int) -> tuple[int, ...]:
     return st.unpack_from(buf, p)
 
 
-def _direction(c: _Cursor) -> DirectionStats:
-    buf = c.buf
+def _name(buf: bytes, p: int) -> tuple[str, int]:
+    (n,) = _U32(buf, p)
+    return buf[p + 4:p + 4 + n].decode(), p + 4 + n
+
+
+def _direction(buf: bytes, p: int) -> tuple[DirectionStats, int]:
     (packets, ip_bytes, payload_bytes, zeek_bytes, first_ts, last_ts, syn_ts, syn_count, syn_window, syn_ttl,
      first_data_ts, fin_ts, rst_count, rxmt, win0, missed, dgram_count, duplicates,
-     pattern, state, n_ttls, n_ids, n_options, n_dgrams, has_stream) = _DIR.unpack_from(buf, c.pos)
-    c.pos += _DIR.size
-    pattern = c.bytes_().decode() if pattern == _UNLISTED else _PATTERNS[pattern]
-    state = c.bytes_().decode() if state == _UNLISTED else _STATES[state]
-    p = c.pos
+     pattern, state, n_ttls, n_ids, n_options, n_dgrams, has_stream) = _DIR.unpack_from(buf, p)
+    p += _DIR_SIZE
+    if pattern == _UNLISTED:
+        pattern, p = _name(buf, p)
+    else:
+        pattern = _PATTERNS[pattern]
+    if state == _UNLISTED:
+        state, p = _name(buf, p)
+    else:
+        state = _STATES[state]
     if n_ttls == 1:
         ttls: tuple[tuple[int, int], ...] = (_TTL.unpack_from(buf, p),)
     else:
@@ -220,16 +231,26 @@ def _direction(c: _Cursor) -> DirectionStats:
     ip_ids = _ip_ids(buf, p, n_ids) if n_ids else ()
     p += 4 * n_ids
     syn_options = buf[p:p + n_options] if n_options else b""
-    c.pos = p + n_options
-    stream = _stream(c) if has_stream else None
-    datagrams = tuple(Datagram(c.f64(), c.bytes_()) for _ in range(n_dgrams)) if n_dgrams else ()
+    p += n_options
+    stream = None
+    if has_stream:
+        stream, p = _stream(buf, p)
+    datagrams: tuple[Datagram, ...] = ()
+    if n_dgrams:
+        out = []
+        for _ in range(n_dgrams):
+            ts, n = _DGRAM(buf, p)
+            p += 12
+            out.append(Datagram(ts, buf[p:p + n]))
+            p += n
+        datagrams = tuple(out)
     return _make_direction(
         packets, ip_bytes, payload_bytes, zeek_bytes, None if first_ts != first_ts else first_ts,
         None if last_ts != last_ts else last_ts, ttls, ip_ids, pattern, state,
         None if syn_ts != syn_ts else syn_ts, syn_count, None if syn_window < 0 else syn_window,
         None if syn_ttl < 0 else syn_ttl, syn_options, None if first_data_ts != first_data_ts else first_data_ts,
         None if fin_ts != fin_ts else fin_ts, rst_count, rxmt, win0, missed, stream, datagrams, dgram_count,
-        duplicates)
+        duplicates), p
 
 
 def _rst(c: _Cursor) -> RstEvidence:
@@ -258,15 +279,20 @@ def _mac(raw: bytes | None) -> str | None:
 
 
 def read_flow(c: _Cursor) -> FlowRecord:
+    buf = c.buf
     (dup, ts_start, ts_end, proto, ipv, first_sport, first_dport, cport, sport, syn_ts, synack_ts, ack_ts, rtt1,
      rtt2, rst_total, icmp_total, missed, trunc_start, open_at_end, flipped, reason, _pad,
-     n_rsts, n_icmp, n_procs, n_ifaces, n_vlan, n_weirds) = _FLOW.unpack_from(c.buf, c.pos)
-    c.pos += _FLOW.size
-    first_src, first_dst, client, server = c.addr(), c.addr(), c.addr(), c.addr()
-    conn_state = _interned(c.bytes_())
-    history = c.bytes_().decode()
-    cdir = _direction(c)
-    sdir = _direction(c)
+     n_rsts, n_icmp, n_procs, n_ifaces, n_vlan, n_weirds, n1, a1, n2, a2, n3, a3, n4, a4, n_state, n_hist,
+     ) = _FLOW.unpack_from(buf, c.pos)
+    p = c.pos + _FLOW_SIZE
+    first_src, first_dst, client, server = a1[:n1], a2[:n2], a3[:n3], a4[:n4]
+    conn_state = _interned(buf[p:p + n_state])
+    p += n_state
+    history = buf[p:p + n_hist].decode()
+    p += n_hist
+    cdir, p = _direction(buf, p)
+    sdir, p = _direction(buf, p)
+    c.pos = p
     rsts = tuple(_rst(c) for _ in range(n_rsts)) if n_rsts else ()
     icmp_errors = tuple(_icmp_error(c) for _ in range(n_icmp)) if n_icmp else ()
     processes = tuple((c.opt_str(), c.opt_i()) for _ in range(n_procs)) if n_procs else ()
@@ -278,7 +304,8 @@ def read_flow(c: _Cursor) -> FlowRecord:
         flow_uid(dup, ts_start, first_src, first_sport, first_dst, first_dport, proto),
         community_id(client, server, proto, cport, sport),
         proto, ipv, ip_text_cached(client), cport, ip_text_cached(server), sport, ts_start, ts_end, conn_state,
-        history, cdir, sdir, _opt_f(syn_ts), _opt_f(synack_ts), _opt_f(ack_ts), _opt_f(rtt1), _opt_f(rtt2), rsts,
+        history, cdir, sdir, None if syn_ts != syn_ts else syn_ts, None if synack_ts != synack_ts else synack_ts,
+        None if ack_ts != ack_ts else ack_ts, None if rtt1 != rtt1 else rtt1, None if rtt2 != rtt2 else rtt2, rsts,
         rst_total, icmp_errors, icmp_total, processes, ifaces, vlan, weirds, missed, bool(trunc_start),
         bool(open_at_end), _END_REASONS[reason], bool(flipped), client_mac, server_mac)
 
@@ -296,12 +323,10 @@ def read_events(buf: bytes) -> Iterator[Event]:
         if kind == EV_FLOW:
             yield kind, read_flow(c)
         elif kind == EV_DNS:
-            ts = c.f64()
-            src = ip_text_cached(c.addr())
-            sport = c.u16()
-            dst = ip_text_cached(c.addr())
-            dport = c.u16()
-            yield kind, (ts, src, sport, dst, dport, c.bytes_())
+            ts, ns, src, sport, nd, dst, dport, size = _DNS(buf, c.pos)
+            p = c.pos + _DNS_SIZE
+            c.pos = p + size
+            yield kind, (ts, ip_text_cached(src[:ns]), sport, ip_text_cached(dst[:nd]), dport, buf[p:p + size])
         elif kind == EV_ARP:
             ts = c.f64()
             yield kind, ArpFrame(ts, c.bytes_(), c.bytes_())

@@ -78,18 +78,27 @@ impl<'a> Out<'a> {
     fn opt_str(&mut self, s: Option<&str>) {
         self.opt_bytes(s.map(|s| s.as_bytes()))
     }
+    /// An address in a fixed 17 bytes (length, then 16 bytes, zero-padded): part of a fixed struct.
+    fn addr17(&mut self, a: &Addr) {
+        let b = a.as_bytes();
+        self.u8(b.len() as u8);
+        self.0.extend_from_slice(b);
+        self.0.extend_from_slice(&[0u8; 16][..16 - b.len()]);
+    }
+
     fn addr(&mut self, a: &Addr) {
         let b = a.as_bytes();
         self.u8(b.len() as u8);
         self.0.extend_from_slice(b)
     }
 
+    /// One struct ("<dB16sHB16sHI"), then the message.
     pub fn dns(&mut self, pkt: &Packet) {
         self.u8(EV_DNS);
         self.f64(pkt.ts);
-        self.addr(&pkt.src);
+        self.addr17(&pkt.src);
         self.u16(pkt.sport);
-        self.addr(&pkt.dst);
+        self.addr17(&pkt.dst);
         self.u16(pkt.dport);
         self.bytes(&pkt.payload);
     }
@@ -163,7 +172,8 @@ impl<'a> Out<'a> {
 
     pub fn flow(&mut self, r: &FlowRecord) {
         self.u8(EV_FLOW);
-        // The fixed part: one struct for Python ("<Q2d2B4H5d3Q5B6I"), list lengths last.
+        // The fixed part: one struct for Python ("<Q2d2B4H5d3Q5B6I4(B16s)2I"): numbers, list
+        // lengths, the four addresses, the lengths of conn_state and history.
         self.u64(r.uid_dup);
         self.f64(r.ts_start);
         self.f64(r.ts_end);
@@ -189,13 +199,15 @@ impl<'a> Out<'a> {
         for n in [r.rsts.len(), r.icmp_errors.len(), r.processes.len(), r.ifaces.len(), r.vlan.len(), r.weirds.len()] {
             self.count(n);
         }
+        self.addr17(&r.first_src);
+        self.addr17(&r.first_dst);
+        self.addr17(&r.client_ip);
+        self.addr17(&r.server_ip);
+        self.count(r.conn_state.len());
+        self.count(r.history.len());
         // The variable part.
-        self.addr(&r.first_src);
-        self.addr(&r.first_dst);
-        self.addr(&r.client_ip);
-        self.addr(&r.server_ip);
-        self.str(&r.conn_state);
-        self.str(&r.history);
+        self.0.extend_from_slice(r.conn_state.as_bytes());
+        self.0.extend_from_slice(r.history.as_bytes());
         self.direction(&r.client);
         self.direction(&r.server);
         for e in &r.rsts {
