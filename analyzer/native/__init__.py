@@ -87,7 +87,7 @@ def _bind(lib: Any) -> None:
     lib.anc_new.restype = vp
     lib.anc_free.argtypes = [vp]
     lib.anc_free.restype = None
-    for name in ("anc_end_file", "anc_finish"):
+    for name in ("anc_end_file", "anc_finish", "anc_walk_done"):
         getattr(lib, name).argtypes = [vp]
         getattr(lib, name).restype = c.c_int32
     lib.anc_begin_file.argtypes = [vp, c.c_char_p, c.c_size_t, c.c_int32]

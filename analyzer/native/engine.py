@@ -161,8 +161,8 @@ class NativeEngine(Engine):
                         if self.stopped is None:  # gone below the limit since: the core has stopped anyway
                             self._stop_reading("reading_stopped_max_memory",
                                                f"memory use reached the --max-memory limit ({self.max_memory_mb} MiB)")
-                    if self.stopped is not None:
-                        break
+                    if self.stopped is not None or lib.anc_walk_done(h) == 1:
+                        break  # the Python reader stops pulling bytes where its walk stops (a gzip error after is unseen)
         finally:
             reader.close()
             rc = lib.anc_end_file(h)

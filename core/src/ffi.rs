@@ -132,6 +132,19 @@ pub extern "C" fn anc_feed_frames(h: *mut Handle, data: *const u8, len: usize) -
     })
 }
 
+/// 1 when the current file's walk has ended (damage past which no record can be found, or
+/// the memory limit): Python reads no more of the file, as its own reader would not.
+#[no_mangle]
+pub extern "C" fn anc_walk_done(h: *mut Handle) -> i32 {
+    match handle(h) {
+        Some(h) => match &h.core.file {
+            Some(f) => (f.walker.is_done() || h.core.stopped) as i32,
+            None => 1,
+        },
+        None => -1,
+    }
+}
+
 /// End of the current file: its summary goes to `anc_info`. 1: the input was too short to
 /// be a capture (message in `anc_error`).
 #[no_mangle]
