@@ -184,6 +184,8 @@ struct Rec {
     ts: Option<usize>,
     /// First byte of the packet data.
     body: usize,
+    /// Offset of a pcapng Interface Description Block's 16-bit link type.
+    link: Option<usize>,
 }
 
 /// The records of `buf` as far as they parse, and whether its numbers are little-endian.
@@ -207,7 +209,14 @@ fn records(buf: &[u8]) -> (Vec<Rec>, bool) {
                 Some(e) if e <= buf.len() => e,
                 _ => break,
             };
-            recs.push(Rec { start: pos, end, lens: [Some(pos + 8), Some(pos + 12), None, None], ts: Some(pos), body: pos + 16 });
+            recs.push(Rec {
+                start: pos,
+                end,
+                lens: [Some(pos + 8), Some(pos + 12), None, None],
+                ts: Some(pos),
+                body: pos + 16,
+                link: None,
+            });
             pos = end;
         }
         return (recs, classic_le);
@@ -231,13 +240,22 @@ fn records(buf: &[u8]) -> (Vec<Rec>, bool) {
             _ => break,
         };
         let kind = rd(pos);
-        let mut rec = Rec { start: pos, end, lens: [Some(pos + 4), Some(end - 4), None, None], ts: None, body: pos + 8 };
+        let mut rec = Rec {
+            start: pos,
+            end,
+            lens: [Some(pos + 4), Some(end - 4), None, None],
+            ts: None,
+            body: pos + 8,
+            link: None,
+        };
         if kind == 6 && total >= 32 {
             // Enhanced Packet Block: interface, ts high, ts low, captured, original length.
             rec.lens[2] = Some(pos + 20);
             rec.lens[3] = Some(pos + 24);
             rec.ts = Some(pos + 12);
             rec.body = pos + 28;
+        } else if kind == 1 && total >= 20 {
+            rec.link = Some(pos + 8);
         } else if kind == 3 && total >= 16 {
             rec.lens[2] = Some(pos + 8); // Simple Packet Block: original length
             rec.body = pos + 12;
@@ -252,9 +270,8 @@ fn records(buf: &[u8]) -> (Vec<Rec>, bool) {
 // Mutations
 
 const INTERESTING8: [u8; 9] = [0, 1, 0x7f, 0x80, 0xff, 0x40, 0x0f, 0x10, 0xfe];
-const INTERESTING32: [u32; 16] = [
-    0, 1, 2, 4, 8, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff,
-];
+const INTERESTING32: [u32; 16] =
+    [0, 1, 2, 4, 8, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff];
 /// Mutants stay below this: whole captures are fed, and long ones only slow the loop.
 const MAX_LEN: usize = 1 << 19;
 
@@ -298,7 +315,7 @@ fn mutate(seed: &[u8], seeds: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
     let rounds = 1 + (rng.next().trailing_zeros() as usize).min(6);
     for _ in 0..rounds {
         let (recs, little) = records(&buf);
-        match rng.below(14) {
+        match rng.below(15) {
             0 | 1 => {
                 // bit flip
                 if let Some(i) = spot(&buf, &recs, rng) {
@@ -358,8 +375,13 @@ fn mutate(seed: &[u8], seeds: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
                 // splice: our head, then another input's tail from one of its records
                 let other = rng.pick(seeds);
                 let (orecs, _) = records(other);
-                let from = if !orecs.is_empty() && !rng.chance(4) { rng.pick(&orecs).start } else { rng.below(other.len() + 1) };
-                let keep = if !recs.is_empty() && !rng.chance(4) { rng.pick(&recs).end } else { rng.below(buf.len() + 1) };
+                let from = if !orecs.is_empty() && !rng.chance(4) {
+                    rng.pick(&orecs).start
+                } else {
+                    rng.below(other.len() + 1)
+                };
+                let keep =
+                    if !recs.is_empty() && !rng.chance(4) { rng.pick(&recs).end } else { rng.below(buf.len() + 1) };
                 buf.truncate(keep);
                 buf.extend_from_slice(&other[from..]);
             }
@@ -417,6 +439,19 @@ fn mutate(seed: &[u8], seeds: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
                             put32(&mut buf, at + 4, sub, little);
                         }
                     }
+                }
+            }
+            13 => {
+                // another link type: the same frames through another decoder (pcap header or a pcapng IDB)
+                let link = *rng.pick(&[0u32, 1, 9, 12, 14, 101, 108, 113, 228, 229, 258, 276, 127, 0xffff]);
+                let idbs: Vec<usize> = recs.iter().filter_map(|r| r.link).collect();
+                if !idbs.is_empty() {
+                    let at = *rng.pick(&idbs);
+                    let b = if little { (link as u16).to_le_bytes() } else { (link as u16).to_be_bytes() };
+                    buf[at..at + 2].copy_from_slice(&b);
+                } else if !recs.is_empty() && recs[0].start == 24 {
+                    // classic pcap: its records start after the 24-byte file header, link type last
+                    put32(&mut buf, 20, link, little);
                 }
             }
             _ => {
@@ -640,9 +675,15 @@ fn run_core(data: &[u8], plan: &Plan) -> Result<Ran, Crash> {
         Err(_) => Err(Crash { error: format!("panic: {}", panics.join(" | ")), signature }),
         Ok(w) => {
             let internal: Vec<String> =
-                w.0.iter().filter(|(k, _)| k.starts_with("internal_error")).map(|(k, v)| format!("{}={}", k, v)).collect();
+                w.0.iter()
+                    .filter(|(k, _)| k.starts_with("internal_error"))
+                    .map(|(k, v)| format!("{}={}", k, v))
+                    .collect();
             if !internal.is_empty() {
-                return Err(Crash { error: format!("{} from panic {}", internal.join(","), panics.join(" | ")), signature });
+                return Err(Crash {
+                    error: format!("{} from panic {}", internal.join(","), panics.join(" | ")),
+                    signature,
+                });
             }
             ran.weirds = w.0;
             Ok(ran)
@@ -752,7 +793,10 @@ fn fuzz_loop(seeds: &[Vec<u8>], seed: u64, inputs: Option<u64>, until: Option<In
                 if seen.insert(c.signature.clone()) && stats.crashes.len() < 16 {
                     eprintln!("fuzz: crash {}", c.error);
                     stats.crashes.push(keep(&data, &plan, &c));
-                    eprintln!("fuzz: kept {}", stats.crashes.last().map_or(String::new(), |c| c.0.display().to_string()));
+                    eprintln!(
+                        "fuzz: kept {}",
+                        stats.crashes.last().map_or(String::new(), |c| c.0.display().to_string())
+                    );
                 }
             }
         }
@@ -807,7 +851,8 @@ fn fuzz_core() {
         let started = Instant::now();
         let stats = fuzz_loop(&seeds, seed, None, Some(started + Duration::from_secs(seconds)));
         let elapsed = started.elapsed().as_secs_f64();
-        let mut text = format!("seed {}, {} seed captures\n{}", seed, seeds.len(), report("fuzz_core", &stats, elapsed));
+        let mut text =
+            format!("seed {}, {} seed captures\n{}", seed, seeds.len(), report("fuzz_core", &stats, elapsed));
         if verbose {
             for (k, v) in &stats.weirds {
                 text.push_str(&format!("\n  {:8} {}", v, k));
