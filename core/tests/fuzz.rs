@@ -880,7 +880,7 @@ fn fuzz_core_replay_and_quick() {
         }
         let seeds = load_seeds(64 << 10);
         let started = Instant::now();
-        let n = if cfg!(debug_assertions) { 150 } else { 400 };
+        let n = 400;
         let stats = fuzz_loop(&seeds, 20261207, Some(seeds.len() as u64 + n), None);
         let text = report("quick", &stats, started.elapsed().as_secs_f64());
         for (p, e) in &stats.crashes {
