@@ -557,7 +557,7 @@ impl Plan {
 
 thread_local! {
     /// Where this thread's panics happened (file:line: message), caught or not.
-    static PANICS: RefCell<Vec<String>> = RefCell::new(Vec::new());
+    static PANICS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Panics are recorded (for the crash's signature) instead of printed: a crash repeats
