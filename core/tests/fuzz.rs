@@ -62,7 +62,11 @@ impl Rng {
 
 /// FNV-1a 64: the crash file's name.
 fn fnv1a64(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a64_more(0xcbf2_9ce4_8422_2325, data)
+}
+
+/// FNV-1a 64 continued over more bytes (a digest of everything a run hands out).
+fn fnv1a64_more(mut h: u64, data: &[u8]) -> u64 {
     for &b in data {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
@@ -517,6 +521,9 @@ struct Plan {
     twice: bool,
     /// Move the clock past the file's last packet between files (`Engine.advance`).
     advance: bool,
+    /// Also run the input whole and compare: the walk keeps a record cut by a chunk's end
+    /// for the next, so the events, summaries and weirds must not depend on the chunking.
+    compare: bool,
 }
 
 impl Plan {
@@ -536,6 +543,7 @@ impl Plan {
             },
             twice: rng.chance(6),
             advance: rng.chance(6),
+            compare: rng.chance(8),
         }
     }
 
@@ -546,7 +554,8 @@ impl Plan {
             for &shard in &[None, Some((0, 2)), Some((1, 2))] {
                 for &chunks in &[Chunks::Whole, Chunks::Fixed(1), Chunks::Fixed(13), Chunks::Random(1)] {
                     for &twice in &[false, true] {
-                        plans.push(Plan { tiny, shard, chunks, twice, advance: twice });
+                        let compare = !matches!(chunks, Chunks::Whole);
+                        plans.push(Plan { tiny, shard, chunks, twice, advance: twice, compare });
                     }
                 }
             }
@@ -590,6 +599,14 @@ struct Ran {
     packets: u64,
     events: u64,
     weirds: BTreeMap<String, u64>,
+    /// FNV-1a of every event, error message, file summary and the weirds, in order.
+    digest: u64,
+}
+
+impl Ran {
+    fn mix(&mut self, bytes: &[u8]) {
+        self.digest = fnv1a64_more(self.digest, bytes);
+    }
 }
 
 /// The event buffer after a call: what a reader would see first must be an event kind.
@@ -598,6 +615,7 @@ fn take_events(core: &mut Core, ran: &mut Ran) {
         let kind = core.out[0];
         assert!((EV_FLOW..=EV_NDP).contains(&kind), "event buffer starts with kind {}", kind);
         ran.events += core.out.len() as u64;
+        ran.mix(&core.out);
         core.out.clear();
     }
 }
@@ -621,7 +639,8 @@ fn feed(core: &mut Core, data: &[u8], chunks: Chunks, ran: &mut Ran) {
         let end = (pos + n).min(data.len());
         let r = core.feed_bytes(&data[pos..end]);
         take_events(core, ran);
-        if r.is_err() {
+        if let Err(message) = r {
+            ran.mix(message.as_bytes());
             return; // CaptureError: NativeEngine.read stops reading the file
         }
         pos = end;
@@ -635,9 +654,29 @@ struct Crash {
     signature: String,
 }
 
+/// `run_once`, and when the plan says so the same whole: a crash too when the chunking
+/// changed anything handed out.
+fn run_core(data: &[u8], plan: &Plan) -> Result<Ran, Crash> {
+    let ran = run_once(data, plan)?;
+    if !plan.compare || matches!(plan.chunks, Chunks::Whole) {
+        return Ok(ran);
+    }
+    let whole = run_once(data, &Plan { chunks: Chunks::Whole, ..*plan })?;
+    if whole.digest != ran.digest || whole.packets != ran.packets {
+        return Err(Crash {
+            error: format!(
+                "chunks {:?} change the result: {} packets, {} event bytes; whole: {} packets, {} event bytes",
+                plan.chunks, ran.packets, ran.events, whole.packets, whole.events
+            ),
+            signature: "chunking changes the result".to_string(),
+        });
+    }
+    Ok(ran)
+}
+
 /// The core over `data` under `plan`, as the C ABI drives it. Err: the crash (a panic that
 /// got out, or `internal_error_*` weirds: a panic Core caught).
-fn run_core(data: &[u8], plan: &Plan) -> Result<Ran, Crash> {
+fn run_once(data: &[u8], plan: &Plan) -> Result<Ran, Crash> {
     quiet_panics();
     PANICS.with(|p| p.borrow_mut().clear());
     let mut ran = Ran::default();
@@ -648,10 +687,14 @@ fn run_core(data: &[u8], plan: &Plan) -> Result<Ran, Crash> {
         for _ in 0..(1 + plan.twice as usize) {
             core.begin_file("fuzz.pcap".to_string(), false);
             feed(&mut core, data, plan.chunks, &mut ran);
-            if let Some((file, _result)) = core.end_file() {
+            if let Some((file, result)) = core.end_file() {
                 take_events(&mut core, &mut ran);
+                if let Err(message) = result {
+                    ran.mix(message.as_bytes());
+                }
                 info.clear();
                 Out(&mut info).file_summary(&file, core.counts_frames);
+                ran.mix(&info);
                 if plan.advance {
                     if let Some(t) = file.last_ts {
                         core.advance(t + 0.3);
@@ -665,6 +708,7 @@ fn run_core(data: &[u8], plan: &Plan) -> Result<Ran, Crash> {
         let w = core.weirds();
         info.clear();
         Out(&mut info).weirds(&w);
+        ran.mix(&info);
         ran.packets += core.table.packets;
         w
     }));
