@@ -232,6 +232,64 @@ def fuzz_analyze(data: bytes) -> None:
     _with_file(data, run)
 
 
+class CoreCrash(Exception):
+    """The compiled core counted an internal error (a panic it caught) on an input."""
+
+
+_TINY_FLOWS = dict(max_flows=3, reassembly_budget=4096, reassembly_floor=512, reassembly_cap=2048, max_segments=3,
+                   max_pending_segments=2, max_udp_datagrams=1, max_history=6, ip_id_samples=2, max_rsts=1,
+                   max_icmp_errors=1, max_processes=1, tcp_idle_timeout=2.0, udp_idle_timeout=1.0,
+                   icmp_idle_timeout=1.0, tcp_attempt_timeout=0.5, tcp_close_linger=0.2,
+                   tcp_partial_close_timeout=0.1, max_time_jump=0.5)
+"""tests/test_native_differential.py TINY (and core/tests/fuzz.rs tiny_config): caps that bite on short inputs."""
+
+
+@cache
+def _recording_native_engine() -> type | None:
+    """NativeEngine keeping the exceptions its error boundary counted, or None without the core."""
+    from analyzer import native
+
+    if not native.available():
+        return None
+    from analyzer.native.engine import NativeEngine
+
+    class RecordingNativeEngine(NativeEngine):
+        def _internal(self, where: str, exc: Exception) -> None:
+            self.internal_errors.append(exc)
+            super()._internal(where, exc)
+
+    return RecordingNativeEngine
+
+
+def fuzz_core(data: bytes) -> None:
+    """A capture through the compiled core (`NativeEngine`), default and tiny limits: any
+    `internal_error_*` weird (a panic the core caught, or an exception at the engine's error
+    boundary) is a crash, as in core/tests/fuzz.rs. A no-op when the core is not built."""
+    engine_class = _recording_native_engine()
+    if engine_class is None:
+        return
+    from analyzer.engine import EngineConfig
+    from analyzer.flows.config import FlowConfig
+
+    def run(path: str) -> None:
+        for config in (EngineConfig(engine="native"), EngineConfig(flows=FlowConfig(**_TINY_FLOWS), engine="native")):
+            engine = engine_class(config)
+            engine.internal_errors = []
+            try:
+                engine.read(path)
+            except AnalyzerError:
+                pass
+            result = engine.finish()
+            internal = sorted(f"{k}={v}" for k, v in result.weird.items() if k.startswith("internal_error"))
+            if internal:
+                first = next((e for e in engine.internal_errors if e.__traceback__ is not None), None)
+                if first is not None and not isinstance(first, EXPECTED):
+                    raise first  # its own traceback: the fault's place is the crash's signature
+                raise CoreCrash(f"{', '.join(internal)}: {engine.internal_errors!r}"[:300]) from first
+
+    _with_file(data, run)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "tls": fuzz_tls,
     "quic": fuzz_quic,
@@ -245,6 +303,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "reader": fuzz_reader,
     "engine": fuzz_engine,
     "analyze": fuzz_analyze,
+    "core": fuzz_core,
 }
 
 
@@ -273,6 +332,7 @@ def seeds() -> dict[str, tuple[bytes, ...]]:
         if len(data) <= 64 << 10:
             out["engine"].append(data)
             out["analyze"].append(data)
+            out["core"].append(data)
         try:
             reader = open_capture(path)
             dec = Decoder()
