@@ -20,7 +20,7 @@ from tests.fuzz.targets import CRASH_DIR, TARGETS, crash_fixtures, fuzz_reader, 
 BUDGET = {
     "tls": 30_000, "quic": 15_000, "dns": 60_000, "http": 60_000, "ntp": 80_000, "x509": 30_000,
     "starttls": 40_000, "neighbors": 80_000, "decode": 100_000, "reader": 30_000, "engine": 3_000,
-    "analyze": 200,
+    "analyze": 200, "core": 300,
 }
 
 
@@ -28,7 +28,7 @@ def test_every_target_has_a_budget_and_seeds_from_real_captures() -> None:
     assert set(BUDGET) == set(TARGETS)
     found = seeds()
     # Real payloads, not just the hand-made fallbacks: each parser got something from the corpus.
-    for name in ("tls", "quic", "dns", "http", "ntp", "x509", "neighbors", "decode", "reader", "engine"):
+    for name in ("tls", "quic", "dns", "http", "ntp", "x509", "neighbors", "decode", "reader", "engine", "core"):
         assert len(found[name]) >= 3, name
 
 

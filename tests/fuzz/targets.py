@@ -315,7 +315,7 @@ def capture_files(max_size: int = 1 << 20) -> list[Path]:
     files = []
     for d in CAPTURE_DIRS:
         for p in sorted(d.rglob("*")):
-            if p.is_file() and ".pcap" in p.name and "fuzz" not in p.parts and p.stat().st_size <= max_size:
+            if p.is_file() and ".pcap" in p.name and "fuzz" not in p.relative_to(ROOT).parts and p.stat().st_size <= max_size:
                 files.append(p)
     return files
 
