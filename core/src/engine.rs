@@ -295,10 +295,8 @@ impl Core {
 
     /// `Engine.finish`'s part: fragments left are counted, every flow still open ends.
     pub fn finish(&mut self) {
-        if self.counts_frames {
-            if panic::catch_unwind(AssertUnwindSafe(|| self.decoder.finish())).is_err() {
-                self.weird.add("internal_error_decoder_finish");
-            }
+        if self.counts_frames && panic::catch_unwind(AssertUnwindSafe(|| self.decoder.finish())).is_err() {
+            self.weird.add("internal_error_decoder_finish");
         }
         if panic::catch_unwind(AssertUnwindSafe(|| self.table.flush(&mut self.records))).is_err() {
             self.weird.add("internal_error_packet");

@@ -26,10 +26,7 @@ pub struct Handle {
 }
 
 fn guarded<F: FnOnce() -> i32>(f: F) -> i32 {
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(_) => -2,
-    }
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(-2)
 }
 
 #[no_mangle]
@@ -38,8 +35,10 @@ pub extern "C" fn anc_abi_version() -> u32 {
 }
 
 /// A new core; null on a null config. `shard_n` <= 1: no sharding.
+/// # Safety
+/// `config` is null or points to a live `FlowConfig`.
 #[no_mangle]
-pub extern "C" fn anc_new(config: *const FlowConfig, shard_k: u32, shard_n: u32) -> *mut Handle {
+pub unsafe extern "C" fn anc_new(config: *const FlowConfig, shard_k: u32, shard_n: u32) -> *mut Handle {
     if config.is_null() {
         return ptr::null_mut();
     }
@@ -52,8 +51,10 @@ pub extern "C" fn anc_new(config: *const FlowConfig, shard_k: u32, shard_n: u32)
     }
 }
 
+/// # Safety
+/// `h` is null or came from `anc_new` and is freed once.
 #[no_mangle]
-pub extern "C" fn anc_free(h: *mut Handle) {
+pub unsafe extern "C" fn anc_free(h: *mut Handle) {
     if !h.is_null() {
         // SAFETY: `h` came from anc_new and Python frees it once.
         drop(unsafe { Box::from_raw(h) });
@@ -68,8 +69,10 @@ fn handle<'a>(h: *mut Handle) -> Option<&'a mut Handle> {
 
 /// A new file: `name` (UTF-8, `name_len` bytes) names it in error messages; `compressed`: its
 /// bytes come out of gzip.
+/// # Safety
+/// `h` is null or from `anc_new`; `name` points to `name_len` readable bytes (or is null with 0).
 #[no_mangle]
-pub extern "C" fn anc_begin_file(h: *mut Handle, name: *const u8, name_len: usize, compressed: i32) -> i32 {
+pub unsafe extern "C" fn anc_begin_file(h: *mut Handle, name: *const u8, name_len: usize, compressed: i32) -> i32 {
     let h = match handle(h) {
         Some(h) => h,
         None => return -1,
@@ -89,8 +92,10 @@ pub extern "C" fn anc_begin_file(h: *mut Handle, name: *const u8, name_len: usiz
 /// Feed `len` bytes of the current file. 0: fine; 1: the file is not a capture from here on
 /// (message in `anc_error`); 3: reading stopped at the memory limit (`anc_set_memory_limit`);
 /// negative: a bug (counted by Python as an internal error).
+/// # Safety
+/// `h` is null or from `anc_new`; `data` points to `len` readable bytes (or is null with 0).
 #[no_mangle]
-pub extern "C" fn anc_feed(h: *mut Handle, data: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn anc_feed(h: *mut Handle, data: *const u8, len: usize) -> i32 {
     let h = match handle(h) {
         Some(h) => h,
         None => return -1,
@@ -114,8 +119,10 @@ pub extern "C" fn anc_feed(h: *mut Handle, data: *const u8, len: usize) -> i32 {
 }
 
 /// Frames handed over one batch at a time (a live capture): see `Core::feed_frames` for the packing.
+/// # Safety
+/// `h` is null or from `anc_new`; `data` points to `len` readable bytes (or is null with 0).
 #[no_mangle]
-pub extern "C" fn anc_feed_frames(h: *mut Handle, data: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn anc_feed_frames(h: *mut Handle, data: *const u8, len: usize) -> i32 {
     let h = match handle(h) {
         Some(h) => h,
         None => return -1,
@@ -251,8 +258,10 @@ pub extern "C" fn anc_error(h: *mut Handle, len: *mut usize) -> *const u8 {
 }
 
 /// Flows in the table now (`len(FlowTable)`), and packets given to it.
+/// # Safety
+/// `h` is null or from `anc_new`; `flows` and `packets` are null or point to writable u64s.
 #[no_mangle]
-pub extern "C" fn anc_table_counts(h: *mut Handle, flows: *mut u64, packets: *mut u64) -> i32 {
+pub unsafe extern "C" fn anc_table_counts(h: *mut Handle, flows: *mut u64, packets: *mut u64) -> i32 {
     let h = match handle(h) {
         Some(h) => h,
         None => return -1,

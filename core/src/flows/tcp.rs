@@ -203,9 +203,7 @@ impl TCPEndpoint {
         let ack64 = (self.ack_wraps << 32).wrapping_add(self.ack_seq as u64);
         // uint64 arithmetic, as in Zeek.
         let mut size = ack64.max(last64).wrapping_sub(self.start_seq as u64);
-        if size != 0 {
-            size -= 1; // the SYN octet
-        }
+        size = size.saturating_sub(1); // the SYN octet
         if self.fin_cnt > 0 && size != 0 {
             size -= 1; // the FIN octet
         }
@@ -1064,6 +1062,8 @@ impl TCPSession {
     }
 
     /// The earliest pending timer, or None.
+    // `!(t < b)`: Python's `min` keeps the first of two values unless the second is smaller, NaN included.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn next_timer(&self, attempt: f64, linger: f64, partial_close: f64) -> Option<f64> {
         let mut best: Option<f64> = None;
         if let Some(d) = self.delete_at {
