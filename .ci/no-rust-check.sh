@@ -18,8 +18,12 @@ for tool in sh bash git gcc cc; do  # what a pure-Python wheel build may call; n
     command -v "$tool" >/dev/null && ln -s "$(command -v "$tool")" "$scratch/bin/$tool"
 done
 env -u CARGO -u RUSTC PATH="$scratch/bin" python3 -m venv "$scratch/venv"
-env -u CARGO -u RUSTC PATH="$scratch/bin" "$scratch/venv/bin/python" -m pip install -q --disable-pip-version-check . \
-    >"$scratch/pip.log" 2>&1 || { cat "$scratch/pip.log" >&2; exit 1; }
+# From the committed sources only: a build/ folder left by another install (tests/test_packaging.py
+# builds wheels with the core) would hand its compiled core to this wheel.
+mkdir "$scratch/src"
+git archive --format=tar HEAD | tar -x -C "$scratch/src"
+env -u CARGO -u RUSTC PATH="$scratch/bin" "$scratch/venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "$scratch/src" >"$scratch/pip.log" 2>&1 || { cat "$scratch/pip.log" >&2; exit 1; }
 site=$("$scratch/venv/bin/python" -I -c 'import analyzer, os; print(os.path.dirname(analyzer.__file__))')
 if ls "$site"/native/_core* >/dev/null 2>&1; then
     echo "no-rust-check: a compiled core was built without a Rust toolchain on PATH" >&2
