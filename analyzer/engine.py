@@ -105,6 +105,23 @@ STOP_WEIRDS = {
 """The weirds that mark a partial report (`Engine.stopped` says why)."""
 
 
+_announce_stops = True
+
+
+def announce_stops(on: bool) -> None:
+    """Whether an engine says on stderr that it stopped reading (off in `-j` workers: the parent says it once)."""
+    global _announce_stops
+    _announce_stops = on
+
+
+def say_stopped(when: str, why: str) -> None:
+    """The one line that says reading stopped early (`when`: "after N packets") and the report is partial."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"apple-net: stopped reading {when}: {why}; "
+                         "the report covers what was read\n")
+        sys.stderr.flush()
+
+
 def set_memory_limit(mb: int | None) -> None:
     """The limit every engine made after this call uses unless its config sets one (the CLI's --max-memory)."""
     global _memory_limit_mb
@@ -187,11 +204,8 @@ class Engine:
         self.stopped = why
         self.weird[weird] += 1
         self._stop_weird = Counter({weird: 1})  # also in the weirds of the capture being read
-        packets = self.packets
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"apple-net: stopped reading after {packets} packets: {why}; "
-                             "the report covers what was read\n")
-            sys.stderr.flush()
+        if _announce_stops:
+            say_stopped(f"after {self.packets} packets", why)
         if self.on_stop is not None:
             self.on_stop(why)
 
@@ -588,9 +602,15 @@ def make_engine(config: EngineConfig | None = None, on_flow: FlowSink | None = N
 
 def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | None = None,
                progress: ProgressFn | None = None, on_flow: FlowSink | None = None,
-               on_dns: DNSSink | None = None, shard: tuple[int, int] | None = None) -> EngineResult:
-    """Read captures in order into one engine (one flow table: a capture split in files stays whole)."""
+               on_dns: DNSSink | None = None, shard: tuple[int, int] | None = None,
+               on_stop: Callable[[tuple[int, str]], None] | None = None) -> EngineResult:
+    """Read captures in order into one engine (one flow table: a capture split in files stays whole).
+
+    `on_stop((packets, why))`: reading stopped early (--max-memory), after that many packets.
+    """
     engine = make_engine(config, on_flow, shard, on_dns)
+    if on_stop is not None:
+        engine.on_stop = lambda why: on_stop((engine.packets, why))
     with relaxed_gc():
         for p in paths:
             if engine.stopped is not None:

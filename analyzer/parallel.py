@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from analyzer.dnsmap import DNSTransaction
-from analyzer.engine import CaptureSummary, EngineConfig, run_engine
+from analyzer.engine import CaptureSummary, EngineConfig, announce_stops, run_engine, say_stopped
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
 from analyzer.neighbors import NeighborBinding, merge_bindings
@@ -47,6 +47,8 @@ class WrittenRecords:
     weird: Counter[str]
     neighbors: list[NeighborBinding] = field(default_factory=list)
     """ARP/NDP bindings (each worker learns those of its own packets; merged as one process's)."""
+    stops: list[tuple[int, str]] = field(default_factory=list)
+    """(packets read, why) of each engine that stopped reading early (--max-memory)."""
 
 
 def write_records(files: Sequence[str], write: Callable[[bytes], object],
@@ -63,8 +65,9 @@ def write_records(files: Sequence[str], write: Callable[[bytes], object],
         counts[1] += 1
         write(render_dns(t))
 
-    res = run_engine(files, config, on_flow=on_flow, on_dns=on_dns, shard=shard)
-    return WrittenRecords(counts[0], counts[1], res.captures, res.weird, res.neighbors)
+    stops: list[tuple[int, str]] = []
+    res = run_engine(files, config, on_flow=on_flow, on_dns=on_dns, shard=shard, on_stop=stops.append)
+    return WrittenRecords(counts[0], counts[1], res.captures, res.weird, res.neighbors, stops)
 
 
 def can_fork() -> bool:
@@ -106,6 +109,9 @@ def stream_lines(files: Sequence[str], workers: int, out: BinaryIO,
             total.captures += result.captures
             total.weird.update(result.weird)
             total.neighbors = merge_bindings([total.neighbors, result.neighbors])
+            total.stops += result.stops
+        if total.stops:  # the workers kept quiet: one line for all (the first worker to stop says why)
+            say_stopped(f"in {len(total.stops)} of {workers} workers", total.stops[0][1])
         return total
     finally:
         for proc, recv, rfd in procs:
@@ -164,6 +170,7 @@ def _worker(k: int, n: int, files: list[str], wfd: int, send: Any, render_flow: 
             if size >= _CHUNK:
                 flush()
 
+        announce_stops(False)  # the parent says it once for every worker (stream_lines)
         done = write_records(files, emit, render_flow, render_dns, config, shard=(k, n))
         flush()
         os.close(wfd)

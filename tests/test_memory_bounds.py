@@ -156,6 +156,18 @@ def test_max_memory_stops_reading_says_so_and_writes_what_was_read(scans: dict[i
     assert capture["capture"]["weird"] == {"reading_stopped_max_memory": 1}
 
 
+def test_max_memory_with_workers_is_said_once_for_all_of_them(scans: dict[int, Path]) -> None:
+    """Issue 17: each `-j` worker stops at the limit; the parent says so in one line, not one per worker."""
+    res = _cli("flows", str(scans[40_000]), "--format", "jsonl", "-j", "2", "--max-memory", "1")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == [line for line in res.stderr.splitlines() if "stopped reading" in line]
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("apple-net: stopped reading in 2 of 2 workers: memory use reached ")
+    assert line.endswith("; the report covers what was read")
+    stats = json.loads(res.stdout.splitlines()[-1])["stats"]
+    assert stats["weird"]["reading_stopped_max_memory"] == 2  # one per worker's engine
+
+
 def test_max_memory_in_analyze_marks_the_report_partial(scans: dict[int, Path]) -> None:
     res = _cli("analyze", str(scans[40_000]), "--format", "json", "--max-memory", "1")
     assert res.returncode == 0, res.stderr
