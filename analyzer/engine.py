@@ -588,16 +588,25 @@ def relaxed_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def make_engine(config: EngineConfig | None = None, on_flow: FlowSink | None = None,
-                shard: tuple[int, int] | None = None, on_dns: DNSSink | None = None) -> Engine:
-    """The engine `config.engine` asks for: the compiled core's when built, else this module's."""
+def engine_class(config: EngineConfig | None = None) -> type[Engine]:
+    """The engine `config.engine` asks for: the compiled core's when built, else this module's.
+
+    Call it before giving up root (`apple-net live`): it loads the core's library and its
+    module, which an unprivileged user may not be able to read.
+    """
     from analyzer.native import resolve_engine
 
     if resolve_engine(config.engine if config is not None else None) == "native":
         from analyzer.native.engine import NativeEngine
 
-        return NativeEngine(config, on_flow, shard, on_dns)
-    return Engine(config, on_flow, shard, on_dns)
+        return NativeEngine
+    return Engine
+
+
+def make_engine(config: EngineConfig | None = None, on_flow: FlowSink | None = None,
+                shard: tuple[int, int] | None = None, on_dns: DNSSink | None = None) -> Engine:
+    """An engine of `engine_class(config)`."""
+    return engine_class(config)(config, on_flow, shard, on_dns)
 
 
 def run_engine(paths: Iterable[str | os.PathLike[str]], config: EngineConfig | None = None,

@@ -20,11 +20,14 @@ import dpkt
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 LOCAL = Path(__file__).parent / "fixtures" / "local"
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "mixed_session.pcap"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE_CAPTURES = sorted(
-    p for p in (Path(__file__).resolve().parent / "fixtures").rglob("*")
+    p for p in FIXTURES.rglob("*")
     if p.suffix in (".pcap", ".pcapng", ".cap", ".gz") and "not_a_capture" not in p.name
+    and "fuzz" not in p.relative_to(FIXTURES).parts
 )
-"""Every capture under tests/fixtures (corpus, crafted, local), for tests that run them all."""
+"""Every capture under tests/fixtures (corpus, crafted, local), for tests that run them all. Not the
+fuzzers' finds under fixtures/fuzz: damaged on purpose, so peers such as tshark refuse them."""
 
 Endpoint = tuple[str, int]
 

@@ -55,6 +55,16 @@ def test_both_engines_agree_per_shard(path: Path) -> None:
         assert differences(*results([path], shard=(k, 3))) == [], f"shard {k} of 3"
 
 
+FUZZ_FINDS = sorted((Path(__file__).parent / "fixtures" / "fuzz" / "native").glob("*"))
+
+
+@pytest.mark.parametrize("path", FUZZ_FINDS, ids=_id)
+def test_both_engines_agree_on_the_fuzzers_finds(path: Path) -> None:
+    """Inputs on which the engines once differed (found by the fuzzers), kept as regressions."""
+    assert differences(*results([path])) == []
+    assert differences(*results([path], TINY)) == []
+
+
 def test_several_files_make_one_table() -> None:
     paths = [p for p in CAPTURES if p.suffix == ".pcap"][:6]
     assert differences(*results(paths)) == []

@@ -84,7 +84,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from analyzer.cli.output import require_stdout
 
     require_stdout(args.output)  # before the capture, not after it
-    from analyzer.engine import set_memory_limit
+    from analyzer.engine import engine_class, set_memory_limit
 
 
     set_memory_limit(args.max_memory)
@@ -99,6 +99,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     writer = None
     try:
         extra = compile_user_filter(spec.also, source.linktype) if spec.also else None
+        engine_class()  # the compiled core's library and modules, loaded while they are still readable
         _drop_root(args)  # the handle is open: parse what comes in, and write every file, as USER
         if args.write:
             from analyzer.live.writer import PcapngWriter
