@@ -863,12 +863,11 @@ def report(result: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"Skipped, {why}: " + ", ".join(f"{t} ({', '.join(ins)})" for t, ins in tools.items()))
 
-    lines.append("")
-    lines.append("Speed on wall time, within this run (issue 15). ndpiReader/ours and tshark/ours: > 1 means ours "
-                 "is faster; ours/floor: how many times the libpcap floor (tcpdump-floor) ours takes.")
-    lines.append("")
-    lines.append("| ours | input | wall s | ndpiReader / ours | tshark / ours | ours / tcpdump floor | targets |")
-    lines.append("|---|---|---:|---:|---:|---:|---|")
+    table = ["", "Speed on wall time, within this run (issue 15). ndpiReader/ours and tshark/ours: > 1 means ours "
+             "is faster; ours/floor: how many times the libpcap floor (tcpdump-floor) ours takes.", "",
+             "| ours | input | wall s | ndpiReader / ours | tshark / ours | ours / tcpdump floor | targets |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    n_head = len(table)
     for label in labels:
         nd, ts, fl = by.get(("ndpi-q", label)), by.get(("tshark-sni", label)), by.get(("tcpdump-floor", label))
         for tool in RATIO_ROWS:
@@ -879,14 +878,14 @@ def report(result: dict[str, Any]) -> str:
             r_nd = f"{nd['wall'] / w:.2f}x" if nd and _ok(nd.get("wall")) else "-"
             r_ts = f"{ts['wall'] / w:.1f}x" if ts and _ok(ts.get("wall")) else "-"
             r_fl = f"{w / fl['wall']:.1f}x" if fl and _ok(fl.get("wall")) else "-"
-            lines.append(f"| {tool} | {label} | {_f(w)} | {r_nd} | {r_ts} | {r_fl} | "
+            table.append(f"| {tool} | {label} | {_f(w)} | {r_nd} | {r_ts} | {r_fl} | "
                          f"{'; '.join(_verdicts(tool, o, nd, ts, fl)) or '-'} |")
+    if len(table) > n_head:
+        lines.extend(table)
 
-    lines.append("")
-    lines.append("Peak memory, 1x -> 2xd (distinct flows; target < 500 MiB and flat):")
-    lines.append("")
-    lines.append("| tool | RSS 1x MiB | RSS 2xd MiB | 2xd/1x | target |")
-    lines.append("|---|---:|---:|---:|---|")
+    table = ["", "Peak memory, 1x -> 2xd (distinct flows; target < 500 MiB and flat):", "",
+             "| tool | RSS 1x MiB | RSS 2xd MiB | 2xd/1x | target |", "|---|---:|---:|---:|---|"]
+    n_head = len(table)
     for tool in dict.fromkeys(r["tool"] for r in rows):
         a, b = by.get((tool, "1x")), by.get((tool, "2xd"))
         if a and b and a.get("rss_mib") and b.get("rss_mib"):
@@ -895,7 +894,9 @@ def report(result: dict[str, Any]) -> str:
             if tool in ("ours-analyze", "ours-cli", "ours-cli-j2"):
                 met = max(a["rss_mib"], b["rss_mib"]) < 500 and flat <= 1.1
                 target = "MET" if met else "not met"
-            lines.append(f"| {tool} | {a['rss_mib']:.0f} | {b['rss_mib']:.0f} | {flat:.2f} | {target} |")
+            table.append(f"| {tool} | {a['rss_mib']:.0f} | {b['rss_mib']:.0f} | {flat:.2f} | {target} |")
+    if len(table) > n_head:
+        lines.extend(table)
 
     core_lines = _core_report(result, by, labels)
     if core_lines:
