@@ -698,8 +698,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cross[f"tshark-{label}"] = _tshark_counts(stdout)
             if tool == "ndpi-q":
                 cross[f"ndpi-{label}"] = {"unique_flows": _ndpi_flows(path, args.timeout)}
+    changed = []  # the tree or the core rebuilt under the run: its rows measured two versions
+    if ctx.info.get("analyzer") and _source_state(Path(ctx.info["analyzer"]).parent) != ctx.info.get("source"):
+        changed.append("source tree (commit or uncommitted files)")
+    lib = ctx.info.get("lib")
+    if lib and os.path.exists(lib) and time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(lib))) != ctx.info.get("lib_mtime"):
+        changed.append("compiled core library")
+    if changed:
+        print(f"# WARNING: changed during the run: {', '.join(changed)}", flush=True)
     result = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "host_cpus": os.cpu_count(),
-              "source": ctx.info.get("source", "?"), "bench": _source_state(REPO), "probe": ctx.info,
+              "source": ctx.info.get("source", "?"), "changed_during_run": changed,
+              "bench": _source_state(REPO), "probe": ctx.info,
               "inputs": {k: str(v) for k, v in inputs.items()}, "packets": packets, "rows": rows,
               "skipped": skipped, "cross": cross}
     if args.profile:
@@ -821,7 +831,10 @@ def report(result: dict[str, Any]) -> str:
              f"{probe.get('lib') or probe.get('why_not') or '?'}"
              + (f" (built {probe['lib_mtime']})" if probe.get("lib_mtime") else ""),
              f"benchmark: {result.get('bench', '?')}; {result.get('when')}; machine: {result.get('host_cpus')} "
-             "CPUs, shared", ""]
+             "CPUs, shared"]
+    if result.get("changed_during_run"):
+        lines.append(f"WARNING: changed during the run: {', '.join(result['changed_during_run'])}")
+    lines.append("")
     by = {(r["tool"], r["input"]): r for r in rows}
     labels = list(dict.fromkeys(r["input"] for r in rows)) or ["1x"]
     lines.append("| tool | input | packets | wall s | CPU s | peak RSS MiB | kpkt/CPU-s | load1 | n |")
