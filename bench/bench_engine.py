@@ -571,6 +571,11 @@ else:
     else:
         lib = n.load()
         out.update(engines=True, native=lib is not None, why_not=n.why_not(), lib=getattr(lib, "_name", None))
+    try:
+        import analyzer.signatures as sig
+        out["signatures"] = os.path.abspath(list(sig.__path__)[0])
+    except Exception:
+        pass
 print(json.dumps(out))
 """
 
@@ -584,6 +589,42 @@ class Context:
     env: dict[str, str]
     info: dict[str, Any] = field(default_factory=dict)
 
+    def snapshot(self, dest: Path) -> None:
+        """Run every row on a copy of the measured package (Python and core library) taken now:
+        others edit and rebuild the tree during a run, and one run should measure one version.
+        The copy goes first on PYTHONPATH; the header keeps the original tree's state."""
+        src = self.info.get("analyzer")
+        if not src:
+            return
+        pkg = dest / "analyzer"
+        shutil.copytree(src, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+        sig = self.info.get("signatures")
+        if sig and not (pkg / "signatures").exists():  # an editable install maps it from elsewhere
+            shutil.copytree(sig, pkg / "signatures", ignore=shutil.ignore_patterns("__pycache__"))
+        # byte-compile the copy now, or the first row would pay for it
+        subprocess.run([str(self.py), "-m", "compileall", "-q", str(pkg)], env=self.env, check=False,
+                       stdout=subprocess.DEVNULL)
+        original = self.info
+        self.env["PYTHONPATH"] = os.pathsep.join([str(dest), *filter(None, [self.env.get("PYTHONPATH")])])
+        self.probe()
+        if self.info.get("analyzer") != str(pkg):
+            raise SystemExit(f"--snapshot: the copy in {dest} was not the package imported ({self.info})")
+        self.info.update(source=original.get("source"), lib_original=original.get("lib"),
+                         lib_mtime=original.get("lib_mtime"), snapshot=str(dest))
+
+    def probe(self) -> None:
+        p = subprocess.run([str(self.py), "-c", _PROBE], capture_output=True, text=True, env=self.env, timeout=300,
+                           check=False, cwd="/")  # cwd "/": `python -c` puts the working directory on sys.path
+        try:
+            self.info = json.loads(p.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            self.info = {"error": (p.stderr or p.stdout)[-400:]}
+        if self.info.get("analyzer"):
+            self.info["source"] = _source_state(Path(self.info["analyzer"]).parent)
+        lib = self.info.get("lib")
+        if lib and os.path.exists(lib):
+            self.info["lib_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(lib)))
+
     @classmethod
     def make(cls, venv: Path, tree: Path | None) -> Context:
         env = {k: v for k, v in os.environ.items() if k != "APPLE_NET_ENGINE"}  # rows say --engine
@@ -594,18 +635,7 @@ class Context:
         if not py.exists():
             ctx.info = {"error": f"{py} missing (--venv or BENCH_VENV: a venv with the package installed)"}
             return ctx
-        # cwd "/": `python -c` puts the working directory first on sys.path, the rows do not
-        p = subprocess.run([str(py), "-c", _PROBE], capture_output=True, text=True, env=env, timeout=300,
-                           check=False, cwd="/")
-        try:
-            ctx.info = json.loads(p.stdout.strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            ctx.info = {"error": (p.stderr or p.stdout)[-400:]}
-        if ctx.info.get("analyzer"):
-            ctx.info["source"] = _source_state(Path(ctx.info["analyzer"]).parent)
-        lib = ctx.info.get("lib")
-        if lib and os.path.exists(lib):
-            ctx.info["lib_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(lib)))
+        ctx.probe()
         return ctx
 
     def skip_reason(self, tool: str) -> str | None:
@@ -650,16 +680,20 @@ def command(tool: str, path: Path, label: str, ctx: Context, work: Path) -> tupl
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if not Path(TIME).exists():
         raise SystemExit(f"{TIME} missing (Debian package: time)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=RESULTS))
     ctx = Context.make(Path(args.venv), Path(args.tree) if args.tree else None)
-    print(f"# measuring {ctx.info.get('source') or ctx.info.get('error')}; compiled core: "
-          f"{ctx.info.get('lib') if ctx.info.get('native') else ctx.info.get('why_not')}", flush=True)
+    if args.snapshot:
+        ctx.snapshot(work / "snapshot")
+    print(f"# measuring {ctx.info.get('source') or ctx.info.get('error')}"
+          + (f" (a copy taken now: {ctx.info['snapshot']})" if ctx.info.get("snapshot") else "")
+          + f"; compiled core: {ctx.info.get('lib') if ctx.info.get('native') else ctx.info.get('why_not')}",
+          flush=True)
     one, two = prepare_inputs(Path(args.input), args.scale, not args.no_2x)
     inputs = {"1x": one} | ({"2xd": two} if two is not None else {})
     packets = {k: count_packets(v) for k, v in inputs.items()}
     print("# inputs: " + ", ".join(f"{k}={v} ({packets[k]:,} packets, {v.stat().st_size / 1e6:.0f} MB)"
                                     for k, v in inputs.items()), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=RESULTS))
     tools = [t for t in args.tools.split(",") if t]
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
@@ -699,9 +733,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if tool == "ndpi-q":
                 cross[f"ndpi-{label}"] = {"unique_flows": _ndpi_flows(path, args.timeout)}
     changed = []  # the tree or the core rebuilt under the run: its rows measured two versions
-    if ctx.info.get("analyzer") and _source_state(Path(ctx.info["analyzer"]).parent) != ctx.info.get("source"):
+    if ctx.info.get("snapshot"):
+        pass  # the rows ran on the copy; the tree may move meanwhile
+    elif ctx.info.get("analyzer") and _source_state(Path(ctx.info["analyzer"]).parent) != ctx.info.get("source"):
         changed.append("source tree (commit or uncommitted files)")
-    lib = ctx.info.get("lib")
+    lib = None if ctx.info.get("snapshot") else ctx.info.get("lib")
     if lib and os.path.exists(lib) and time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(lib))) != ctx.info.get("lib_mtime"):
         changed.append("compiled core library")
@@ -827,8 +863,9 @@ def _verdicts(tool: str, o: dict[str, Any], nd: dict[str, Any] | None, ts: dict[
 def report(result: dict[str, Any]) -> str:
     rows = result["rows"]
     probe = result.get("probe", {})
-    lines = [f"measured: {result.get('source', '?')}; compiled core: "
-             f"{probe.get('lib') or probe.get('why_not') or '?'}"
+    lines = [f"measured: {result.get('source', '?')}"
+             + (" (rows ran on a copy taken at the start)" if probe.get("snapshot") else "")
+             + f"; compiled core: {probe.get('lib_original') or probe.get('lib') or probe.get('why_not') or '?'}"
              + (f" (built {probe['lib_mtime']})" if probe.get("lib_mtime") else ""),
              f"benchmark: {result.get('bench', '?')}; {result.get('when')}; machine: {result.get('host_cpus')} "
              "CPUs, shared"]
@@ -941,7 +978,6 @@ def _core_report(result: dict[str, Any], by: dict[tuple[str, str], dict[str, Any
         ev = (by.get(("core-events", label)) or {}).get("inside")
         api = (by.get(("ours-api", label)) or {}).get("inside")
         api_py = (by.get(("ours-api-py", label)) or {}).get("inside")
-        cli = by.get(("ours-cli", label))
         if not (feed or ev or api or api_py):
             continue
         pk = result["packets"][label]
@@ -970,14 +1006,12 @@ def _core_report(result: dict[str, Any], by: dict[tuple[str, str], dict[str, Any
             row("events copied and decoded into Python values (core-events - core-feed)",
                 ev["cpu_inside"] - feed["cpu_inside"])
         if api and feed:
-            rest = api["cpu_inside"] - (ev["cpu_inside"] if ev else feed["cpu_inside"])
-            row("the engine's Python: inspection, DNS, neighbours, records"
-                + ("" if ev else " (incl. event decoding)"), rest)
+            if ev:
+                row("the engine's Python after that: inspection, DNS, neighbours, records",
+                    api["cpu_inside"] - ev["cpu_inside"])
             row("Python share: whole engine - core alone - reading", api["cpu_inside"] - feed["cpu_inside"])
         if api:
             row("whole native engine (ours-api)", api["cpu_inside"])
-        if cli and api and cli.get("cpu") is not None:
-            row("ours-cli process - ours-api inside: start, imports, JSON lines", cli["cpu"] - api["cpu_inside"])
         if api_py:
             row("whole Python engine (ours-api-py), for reference", api_py["cpu_inside"])
     return out
@@ -1018,6 +1052,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--venv", default=str(DEFAULT_VENV),
                     help="the venv whose apple-net and python are measured (default: %(default)s, $BENCH_VENV)")
     ap.add_argument("--tree", help="a source tree to measure instead of the venv's (put first on PYTHONPATH)")
+    ap.add_argument("--snapshot", action="store_true",
+                    help="copy the measured package (with its built core) first and run every row on the copy, "
+                    "so a tree edited and rebuilt meanwhile does not mix two versions into one run")
     ap.add_argument("--scale", type=float, default=1.0, help="use only this leading fraction of the packets")
     ap.add_argument("--runs", type=int, default=1, help="runs per measured command (median reported)")
     ap.add_argument("--tools", default=DEFAULT_TOOLS, help=f"rows, in order (default: %(default)s; also "
