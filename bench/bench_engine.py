@@ -713,6 +713,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"# {tool} {label} run {i + 1}/{args.runs} (load {os.getloadavg()[0]:.1f}) ...", end=" ",
                       flush=True)
                 r = measure(cmd, args.timeout, stdout, ctx.env)
+                inside = work / f"{tool}-{label}.json"
+                if tool in OURS_CHILD and inside.exists():  # this run's own figures, before the next overwrites them
+                    r["inside"] = json.loads(inside.read_text())
+                    inside.unlink()
                 print(f"wall {r['wall']} s, cpu {r['cpu']} s, rss {r['rss_mib']} MiB, rc {r['rc']}", flush=True)
                 if r["rc"] != 0:
                     print(f"#   stderr: {r.get('stderr_tail', '').strip()[-300:]}", flush=True)
@@ -720,12 +724,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             row = _median_run(runs) | {"tool": tool, "input": label, "packets": packets[label]}
             if tool == "tcpdump-floor" and stdout is not None and stdout.exists():
                 row["output_bytes"] = stdout.stat().st_size  # 0: the filter matched nothing
-            if tool in OURS_CHILD:
-                f = work / f"{tool}-{label}.json"
-                if f.exists():
-                    row["inside"] = json.loads(f.read_text())
-                    if tool.startswith("ours-api"):
-                        cross[f"{tool}-{label}"] = row["inside"]
+            if tool.startswith("ours-api") and row.get("inside"):  # the median run's
+                cross[f"{tool}-{label}"] = row["inside"]
             rows.append(row)
             if tool == "tshark-sni" and stdout is not None and stdout.exists():
                 cross[f"tshark-{label}"] = _tshark_counts(stdout)
