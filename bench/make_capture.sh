@@ -4,6 +4,7 @@
 #   bash bench/make_capture.sh                 # ~1.29 M packets of real traffic (2-3 minutes)
 #   SCALE=0.05 bash bench/make_capture.sh      # a small one, for a pilot
 #   REUSE=/var/tmp/bench bash bench/make_capture.sh   # link an existing bench.pcap instead
+#   BENCH_DATA=/var/tmp/bench bash bench/make_capture.sh   # write them there (outside the repo)
 #
 # The traffic itself comes from the shared generator ../shared/bench/make_bench_pcap.sh (nginx
 # TLS 1.2/1.3 with several server names, curl bulk downloads and resumptions, Python and
@@ -22,14 +23,25 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
 DATA="${BENCH_DATA:-$HERE/data}"
 GENERATOR="${GENERATOR:-$REPO/../shared/bench/make_bench_pcap.sh}"
+if [[ ! -f "$GENERATOR" && -z "${REUSE:-}" ]]; then
+  # a git worktree: ../shared sits beside the main checkout, not beside the worktree
+  common="$(git -C "$REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)"
+  if [[ -n "$common" && -f "$(dirname "$common")/../shared/bench/make_bench_pcap.sh" ]]; then
+    GENERATOR="$(cd "$(dirname "$common")/../shared/bench" && pwd)/make_bench_pcap.sh"
+  fi
+fi
 PY="$REPO/.venv/bin/python"
 [[ -x "$PY" ]] || PY=python3
 
 mkdir -p "$DATA"
 if [[ -n "${REUSE:-}" ]]; then
   [[ -f "$REUSE/bench.pcap" ]] || { echo "REUSE=$REUSE has no bench.pcap" >&2; exit 1; }
-  ln -sfn "$(cd "$REUSE" && pwd)/bench.pcap" "$DATA/bench.pcap"
-  echo "linked $DATA/bench.pcap -> $REUSE/bench.pcap"
+  if [[ "$(cd "$REUSE" && pwd -P)" == "$(cd "$DATA" && pwd -P)" ]]; then
+    echo "$DATA/bench.pcap is there already"   # linking it onto itself would lose it
+  else
+    ln -sfn "$(cd "$REUSE" && pwd)/bench.pcap" "$DATA/bench.pcap"
+    echo "linked $DATA/bench.pcap -> $REUSE/bench.pcap"
+  fi
 elif [[ -f "$GENERATOR" ]]; then
   # The generator writes bench.pcap, bench.pcapng, bench2x.pcap (same flows twice) and capinfos.
   BENCH_DATA="$DATA" SCALE="${SCALE:-1}" bash "$GENERATOR"
