@@ -155,6 +155,7 @@ def test_clock_step_is_no_false_no_response(clock_step: Path) -> None:
     assert p.returncode == 0, p.stderr
     report = json.loads(p.stdout)
     assert [f["verdict"] for f in report["flows"]] == ["incomplete"]
+    assert report["flows"][0]["duration"] >= 0  # kept across the step: ends "before" it began (issue 17)
     assert "no_response" not in report["summary"]["by_verdict"]
     assert report["summary"]["services_by_status"].get("blocked") is None
     p = run("analyze", str(clock_step))

@@ -247,7 +247,9 @@ class FlowRecord:
 
     @property
     def duration(self) -> float:
-        return self.ts_end - self.ts_start
+        """Seconds from the first packet to the last; never negative (a connection kept across a
+        backwards clock step ends "before" it began: its length is unknown, not below zero)."""
+        return max(0.0, self.ts_end - self.ts_start)
 
     @property
     def proc_names(self) -> tuple[str, ...]:

@@ -177,7 +177,9 @@ def flow_dict(f: FlowFacts) -> dict[str, Any]:
         "server": {"ip": r.server_ip, "port": r.server_port, "mac": r.server_mac},
         "ts_start": r.ts_start,
         "ts_end": r.ts_end,
-        "duration": r.ts_end - r.ts_start,  # FlowRecord.duration, without the property call
+        # FlowRecord.duration, without the property call: never negative (a connection kept across
+        # a backwards clock step ends "before" it began; its length is unknown, not below zero).
+        "duration": max(0.0, r.ts_end - r.ts_start),
         "state": r.conn_state,
         "history": r.history,
         "app": f.app,
