@@ -18,6 +18,7 @@ from analyzer.engine import run_engine
 from analyzer.protocols._buffer import ParseError
 from analyzer.protocols.http import (
     MAX_HEAD,
+    MAX_HEADERS,
     ConnectTarget,
     HTTPRequest,
     HTTPResponse,
@@ -269,6 +270,14 @@ def test_limits() -> None:
     with pytest.raises(ParseError) as info:
         parse_request_head(many)
     assert info.value.kind == "http_too_many_headers"
+    # A passive observer keeps the start line and the first MAX_HEADERS headers (issue 17: a
+    # CONNECT flooded with headers lost its target, so its service).
+    weirds: list[str] = []
+    flood = parse_request_head(b"CONNECT gateway.icloud.com:443 HTTP/1.1\r\n" + b"X: y\r\n" * 200
+                               + b"Host: late\r\n\r\n", weirds=weirds)
+    assert flood is not None and flood.connect_target == ConnectTarget("gateway.icloud.com", 443)
+    assert len(flood.headers) == MAX_HEADERS and weirds == ["http_too_many_headers"]
+    assert flood.head_length == len(b"CONNECT gateway.icloud.com:443 HTTP/1.1\r\n") + 200 * 6 + len(b"Host: late\r\n\r\n")
     v6 = parse_request_head(b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\n\r\n")
     assert v6 is not None and v6.connect_target == ConnectTarget("2001:db8::1", 443)
 

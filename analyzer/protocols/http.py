@@ -167,9 +167,15 @@ def _authority(target: str) -> ConnectTarget:
     return ConnectTarget(host, int(port_text))
 
 
-def _head_lines(data: bytes, max_head: int) -> tuple[list[bytes], int] | None:
-    """The lines of the head (no line ends) and its length, or None if incomplete."""
+def _head_lines(data: bytes, max_head: int, weirds: list[str] | None = None) -> tuple[list[bytes], int] | None:
+    """The lines of the head (no line ends) and its length, or None if incomplete.
+
+    More than MAX_HEADERS lines raise; with `weirds` (a passive observer) the start line and
+    the first MAX_HEADERS header lines are kept, the rest skipped and the kind noted once:
+    a CONNECT with a flood of headers still names its target.
+    """
     lines: list[bytes] = []
+    dropping = False
     pos = 0
     while True:
         newline = data.find(b"\n", pos, max_head)
@@ -186,7 +192,12 @@ def _head_lines(data: bytes, max_head: int) -> tuple[list[bytes], int] | None:
                 return lines, pos
             continue  # empty lines before the start line are to be ignored (RFC 9112 2.2)
         if len(lines) > MAX_HEADERS:
-            raise ParseError("http_too_many_headers", f"more than {MAX_HEADERS}")
+            if weirds is None:
+                raise ParseError("http_too_many_headers", f"more than {MAX_HEADERS}")
+            if not dropping:
+                dropping = True
+                weirds.append("http_too_many_headers")
+            continue
         lines.append(line)
 
 
@@ -229,7 +240,7 @@ def parse_request_head(data: bytes, *, max_head: int = MAX_HEAD, weirds: list[st
     the start line) is skipped and its kind appended there, as a passive
     observer must: the server may well have accepted it. Without, it raises.
     """
-    found = _head_lines(bytes(data), max_head)
+    found = _head_lines(bytes(data), max_head, weirds)
     if found is None:
         return None
     lines, length = found
@@ -243,7 +254,7 @@ def parse_request_head(data: bytes, *, max_head: int = MAX_HEAD, weirds: list[st
 
 def parse_response_head(data: bytes, *, max_head: int = MAX_HEAD, weirds: list[str] | None = None) -> HTTPResponse | None:
     """Parse the response head at the start of a server's (or proxy's) stream; `weirds` as for requests."""
-    found = _head_lines(bytes(data), max_head)
+    found = _head_lines(bytes(data), max_head, weirds)
     if found is None:
         return None
     lines, length = found
