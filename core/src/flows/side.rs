@@ -214,27 +214,12 @@ impl SideStats {
     }
 }
 
-/// A RST being collected; `packets_after`/`data_after` grow until the flow ends (table.py `_Rst`).
+/// A RST being collected (table.py `_Rst`): its evidence, whose `packets_after`/`data_after`
+/// grow until the flow ends, and the physical side that sent it (`record` says client or server).
 #[derive(Debug, Clone)]
 pub struct RstOpen {
     pub side: usize,
-    pub ts: f64,
-    pub ttl: u8,
-    pub ip_id: Option<u32>,
-    pub df: bool,
-    pub window: u16,
-    pub seq: u32,
-    pub ack: u32,
-    pub flags: u8,
-    pub payload_len: u32,
-    pub rel_seq: Option<i64>,
-    pub at_next: Option<bool>,
-    pub at_peer_ack: Option<bool>,
-    pub since_peer: Option<f64>,
-    pub prev_ttl: Option<u8>,
-    pub prev_ip_id: Option<u32>,
-    pub packets_after: u64,
-    pub data_after: u64,
+    pub ev: RstEvidence,
 }
 
 impl RstOpen {
@@ -251,52 +236,34 @@ impl RstOpen {
     ) -> RstOpen {
         RstOpen {
             side,
-            ts: pkt.ts,
-            ttl: pkt.ttl,
-            ip_id: pkt.ip_id,
-            df: pkt.df,
-            window: pkt.win,
-            seq: pkt.seq,
-            ack: pkt.ack,
-            flags: pkt.tcp_flags,
-            payload_len: pkt.payload_len,
-            rel_seq,
-            at_next,
-            at_peer_ack,
-            since_peer,
-            prev_ttl,
-            prev_ip_id,
-            packets_after: 0,
-            data_after: 0,
+            ev: RstEvidence {
+                ts: pkt.ts,
+                sender: Side::Client, // decided by `record`, once the roles are final
+                ttl: pkt.ttl,
+                ip_id: pkt.ip_id,
+                df: pkt.df,
+                window: pkt.win,
+                seq: pkt.seq,
+                ack: pkt.ack,
+                flags: pkt.tcp_flags,
+                payload_len: pkt.payload_len,
+                rel_seq,
+                seq_at_next: at_next,
+                seq_at_peer_ack: at_peer_ack,
+                since_peer,
+                prev_ttl,
+                prev_ip_id,
+                packets_after: 0,
+                data_after: 0,
+            },
         }
     }
 
     /// `_Rst.record(orig_side)`.
     pub fn record(&self, orig_side: usize) -> RstEvidence {
-        RstEvidence {
-            ts: self.ts,
-            sender: if self.side == orig_side {
-                Side::Client
-            } else {
-                Side::Server
-            },
-            ttl: self.ttl,
-            ip_id: self.ip_id,
-            df: self.df,
-            window: self.window,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            payload_len: self.payload_len,
-            rel_seq: self.rel_seq,
-            seq_at_next: self.at_next,
-            seq_at_peer_ack: self.at_peer_ack,
-            since_peer: self.since_peer,
-            prev_ttl: self.prev_ttl,
-            prev_ip_id: self.prev_ip_id,
-            packets_after: self.packets_after,
-            data_after: self.data_after,
-        }
+        let mut ev = self.ev.clone();
+        ev.sender = if self.side == orig_side { Side::Client } else { Side::Server };
+        ev
     }
 }
 

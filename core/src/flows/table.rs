@@ -1233,9 +1233,9 @@ fn account_fast(
 
 /// A non-RST packet of `side`: each of its RSTs counts what followed.
 fn rsts_followed(flow: &mut Flow, side: usize, plen: u32) {
-    for ev in flow.rsts.iter_mut().filter(|ev| ev.side == side) {
-        ev.packets_after += 1;
-        ev.data_after += plen as u64;
+    for open in flow.rsts.iter_mut().filter(|open| open.side == side) {
+        open.ev.packets_after += 1;
+        open.ev.data_after += plen as u64;
     }
 }
 
