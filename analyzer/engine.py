@@ -191,8 +191,11 @@ class Engine:
         self._check_in = MEMORY_CHECK_EVERY
         limit = self.max_memory_mb
         if limit is not None and (rss := resident_mb()) > limit:
-            self._stop_reading("reading_stopped_max_memory",
-                               f"memory use reached {rss:.0f} MiB (--max-memory {limit})")
+            self._memory_limit_reached(rss)
+
+    def _memory_limit_reached(self, rss: float) -> None:
+        self._stop_reading("reading_stopped_max_memory",
+                           f"memory use reached {rss:.0f} MiB (--max-memory {self.max_memory_mb})")
 
     def _stop_reading(self, weird: str, why: str) -> None:
         """Read no more packets; what was read still makes a report, which says it is partial."""
@@ -472,7 +475,8 @@ class Engine:
                 progress(reader.bytes_read, total)
         return first_ts, last_ts
 
-    def finish(self) -> EngineResult:
+    def _end_packets(self) -> None:
+        """End of input for the packet loop: fragments left counted, every open flow ended, their weirds."""
         try:
             if self._counts_frames:
                 self.decoder.finish()
@@ -484,6 +488,9 @@ class Engine:
             self._out_of_memory()  # the flows ended so far are kept
         self.weird.update(self.decoder.weird)
         self.weird.update(self.table.weird)
+
+    def finish(self) -> EngineResult:
+        self._end_packets()
         self.weird.update(self.dns.weird)
         self.weird.update(self.neighbors.weird)
         dns = self.dns.finish()

@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from analyzer.dnsmap import DNSTransaction
-from analyzer.engine import CaptureSummary, EngineConfig, announce_stops, run_engine, say_stopped
+from analyzer.engine import (
+    CaptureSummary,
+    EngineConfig,
+    announce_stops,
+    run_engine,
+    say_stopped,
+)
 from analyzer.errors import AnalyzerError
 from analyzer.inspect import FlowFacts
 from analyzer.neighbors import NeighborBinding, merge_bindings

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 from helpers_pcap import FIXTURE_CAPTURES
-from native_diff import differences, need_core, payloads_kept, pcap_records, results, rewrites
+from native_diff import (
+    differences,
+    need_core,
+    payloads_kept,
+    pcap_records,
+    results,
+    rewrites,
+)
 
 from analyzer import native
 from analyzer.engine import EngineConfig, EngineResult, make_engine

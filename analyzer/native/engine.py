@@ -20,8 +20,8 @@ import ctypes
 import mmap
 import os
 import struct
-from collections.abc import Sequence
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from analyzer.capture.reader import RawPacket, open_capture
@@ -30,14 +30,22 @@ from analyzer.engine import (
     DNSSink,
     Engine,
     EngineConfig,
-    EngineResult,
     FlowSink,
     ProgressFn,
+    resident_mb,
 )
-from analyzer.dnsmap import NameMap
 from analyzer.errors import CaptureError
 from analyzer.native import CFlowConfig, CoreUnavailable, load
-from analyzer.native.events import EV_ARP, EV_DNS, EV_FLOW, EV_NDP, _Cursor, read_events
+from analyzer.native.events import (
+    EV_ARP,
+    EV_DNS,
+    EV_FLOW,
+    EV_NDP,
+    _Cursor,
+    opt_float,
+    read_events,
+    read_weirds,
+)
 
 __all__ = ["NativeEngine", "pack_frames"]
 
@@ -127,11 +135,15 @@ class NativeEngine(Engine):
             except Exception as exc:  # the error boundary, as Engine._feed's
                 self._internal("packet", exc)
 
-    @property
-    def packets(self) -> int:
+    def _table_counts(self) -> tuple[int, int]:
+        """(flows in the core's table now, packets given to it)."""
         flows, packets = ctypes.c_uint64(), ctypes.c_uint64()
         self._lib.anc_table_counts(self._h, ctypes.byref(flows), ctypes.byref(packets))
-        return packets.value
+        return flows.value, packets.value
+
+    @property
+    def packets(self) -> int:
+        return self._table_counts()[1]
 
     # -- files ---------------------------------------------------------------------
     def read(self, path: str | os.PathLike[str], progress: ProgressFn | None = None) -> CaptureSummary:
@@ -155,12 +167,8 @@ class NativeEngine(Engine):
                     self._events()
                     if progress is not None:
                         progress(reader.bytes_read, total)
-                    if rc == 3:  # the core found the memory limit passed: the words are Engine's
-                        self._check_in = 1
-                        self._check_memory()
-                        if self.stopped is None:  # gone below the limit since: the core has stopped anyway
-                            self._stop_reading("reading_stopped_max_memory",
-                                               f"memory use reached the --max-memory limit ({self.max_memory_mb} MiB)")
+                    if rc == 3:  # the core found the memory limit passed and stopped walking
+                        self._memory_limit_reached(resident_mb())
                     if self.stopped is not None or lib.anc_walk_done(h) == 1:
                         break  # the Python reader stops pulling bytes where its walk stops (a gzip error after is unseen)
         finally:
@@ -185,16 +193,14 @@ class NativeEngine(Engine):
         first_ts, last_ts = c.f64(), c.f64()
         counts_frames = bool(c.u8())
         weird: Counter[str] = Counter(reader.weird)
-        for _ in range(c.u32()):
-            name = c.bytes_().decode()
-            weird[name] += c.u64()
+        read_weirds(c, weird)
         summary = CaptureSummary(
             source=reader.name,
             format=fmt or getattr(reader, "format", None),
             packets=packets,
             bytes=nbytes,
-            first_ts=None if first_ts != first_ts else first_ts,
-            last_ts=None if last_ts != last_ts else last_ts,
+            first_ts=opt_float(first_ts),
+            last_ts=opt_float(last_ts),
             link_types=link_types,
             truncated=truncated or bool(reader.truncated),
             dropped=None,
@@ -208,20 +214,14 @@ class NativeEngine(Engine):
         return summary
 
     # -- the clock and the end -------------------------------------------------------
-    def advance(self, ts: float) -> None:
-        self._call(self._lib.anc_advance(self._h, ts))
-        self._events()
-
-    def skip(self, times: list[float]) -> None:
+    def skip(self, times: list[float]) -> None:  # and so `advance`
         for t in times:
             self._call(self._lib.anc_advance(self._h, t))
         self._events()
 
     @property
     def open_flows(self) -> int:
-        flows, packets = ctypes.c_uint64(), ctypes.c_uint64()
-        self._lib.anc_table_counts(self._h, ctypes.byref(flows), ctypes.byref(packets))
-        return flows.value
+        return self._table_counts()[0]
 
     def feed_batch(self, packets: Sequence[RawPacket]) -> None:
         """A batch of frames (a live capture) in one crossing: `pack_frames`, then the core."""
@@ -241,21 +241,15 @@ class NativeEngine(Engine):
         """One frame: a batch of one (a crossing per frame: `feed_batch` is the way for many)."""
         self.feed_batch((raw,))
 
-    def finish(self) -> EngineResult:
-        if not self._finished_core:
-            self._finished_core = True
-            try:
-                self._call(self._lib.anc_finish(self._h))
-                self._events()
-            except MemoryError:
-                self._out_of_memory()
-            c = _Cursor(self._buffer(self._lib.anc_info))
-            for _ in range(c.u32()):
-                name = c.bytes_().decode()
-                self.weird[name] += c.u64()
-        self.weird.update(self.dns.weird)
-        self.weird.update(self.neighbors.weird)
-        dns = self.dns.finish()
-        self.flows.sort(key=lambda f: (f.flow.ts_start, f.flow.uid))
-        return EngineResult(self.captures, self.flows, dns, NameMap(dns), self.weird, self.neighbors.bindings())
+    def _end_packets(self) -> None:
+        """The core ends its flows (events as any others) and hands over its decoder's and table's weirds."""
+        if self._finished_core:
+            return
+        self._finished_core = True
+        try:
+            self._call(self._lib.anc_finish(self._h))
+            self._events()
+        except MemoryError:
+            self._out_of_memory()
+        read_weirds(_Cursor(self._buffer(self._lib.anc_info)), self.weird)
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 import functools
 import math
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from analyzer.capture.decode import ArpFrame, IcmpInfo, Packet, Quoted, ip_text_cached, mac_text
+from analyzer.capture.decode import (
+    ArpFrame,
+    IcmpInfo,
+    Packet,
+    Quoted,
+    ip_text_cached,
+    mac_text,
+)
 from analyzer.flows.community_id import community_id
 from analyzer.flows.records import (
     Datagram,
@@ -28,7 +36,7 @@ from analyzer.flows.records import (
 )
 from analyzer.flows.table import flow_uid
 
-__all__ = ["EV_ARP", "EV_DNS", "EV_FLOW", "EV_NDP", "read_events", "read_packet"]
+__all__ = ["EV_ARP", "EV_DNS", "EV_FLOW", "EV_NDP", "read_events", "read_packet", "read_weirds"]
 
 EV_FLOW, EV_DNS, EV_ARP, EV_NDP = 1, 2, 3, 4
 
@@ -69,7 +77,9 @@ _make_stream = fast_constructor(StreamData)
 _text: dict[bytes, str] = {}
 
 
-def _opt_f(v: float) -> float | None:
+def opt_float(v: float) -> float | None:
+    """An optional float as events.rs writes it: NaN is None. (The per-flow readers inline
+    `None if v != v else v`, the same test without a call.)"""
     return None if math.isnan(v) else v
 
 
@@ -261,7 +271,7 @@ def _rst(c: _Cursor) -> RstEvidence:
         c.pos += 8
     at_next, at_ack, since_peer, prev_ttl, prev_ip_id, after, data_after = c.unpack(_RST_TAIL)
     return RstEvidence(ts, _SIDES[sender], ttl, _opt_i(ip_id), bool(df), window, seq, ack, flags, plen, rel_seq,
-                       _OPT_BOOL[at_next], _OPT_BOOL[at_ack], _opt_f(since_peer), _opt_i(prev_ttl),
+                       _OPT_BOOL[at_next], _OPT_BOOL[at_ack], opt_float(since_peer), _opt_i(prev_ttl),
                        _opt_i(prev_ip_id), after, data_after)
 
 
@@ -308,6 +318,13 @@ def read_flow(c: _Cursor) -> FlowRecord:
         None if ack_ts != ack_ts else ack_ts, None if rtt1 != rtt1 else rtt1, None if rtt2 != rtt2 else rtt2, rsts,
         rst_total, icmp_errors, icmp_total, processes, ifaces, vlan, weirds, missed, bool(trunc_start),
         bool(open_at_end), _END_REASONS[reason], bool(flipped), client_mac, server_mac)
+
+
+def read_weirds(c: _Cursor, into: Counter[str]) -> None:
+    """Weird counts as events.rs `weirds` writes them (u32 n, then name and u64 count), added to `into`."""
+    for _ in range(c.u32()):
+        name = c.bytes_().decode()
+        into[name] += c.u64()
 
 
 Event = tuple[int, Any]

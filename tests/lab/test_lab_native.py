@@ -16,7 +16,7 @@ import pytest
 from test_lab_engine import NAMES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the engines' comparison is shared
-from native_diff import differences, need_core, results, rewrites  # noqa: E402
+from native_diff import differences, need_core, results, rewrites
 
 pytestmark = pytest.mark.lab
 
