@@ -1006,40 +1006,25 @@ impl FlowTable {
     fn end_reason(&mut self, slot: usize, now: f64) -> Option<EndReason> {
         let cfg = self.config;
         let flow = self.flow_mut(slot)?;
-        match flow.session.as_mut() {
+        // (last activity, idle timeout): UDP/ICMP by the flow, TCP by its session once no TCP timer fired.
+        let (last, idle) = match flow.session.as_mut() {
             None => {
-                let idle = if flow.proto == PROTO_UDP {
-                    cfg.udp_idle_timeout
-                } else {
-                    cfg.icmp_idle_timeout
-                };
-                if flow.last_ts + idle <= now {
-                    Some(EndReason::IdleTimeout)
-                } else {
-                    None
-                }
+                let idle = if flow.proto == PROTO_UDP { cfg.udp_idle_timeout } else { cfg.icmp_idle_timeout };
+                (flow.last_ts, idle)
             }
             Some(session) => {
-                let why = session.expire(
-                    now,
-                    cfg.tcp_attempt_timeout,
-                    cfg.tcp_close_linger,
-                    cfg.tcp_partial_close_timeout,
-                );
+                let why = session.expire(now, cfg.tcp_attempt_timeout, cfg.tcp_close_linger, cfg.tcp_partial_close_timeout);
                 if why.is_some() {
                     return why;
                 }
-                let idle = if session.in_handshake() {
-                    cfg.udp_idle_timeout
-                } else {
-                    cfg.tcp_idle_timeout
-                };
-                if session.last_time + idle <= now {
-                    Some(EndReason::IdleTimeout)
-                } else {
-                    None
-                }
+                let idle = if session.in_handshake() { cfg.udp_idle_timeout } else { cfg.tcp_idle_timeout };
+                (session.last_time, idle)
             }
+        };
+        if last + idle <= now {
+            Some(EndReason::IdleTimeout)
+        } else {
+            None
         }
     }
 
