@@ -66,6 +66,21 @@ pub unsafe extern "C" fn anc_free(h: *mut Handle) {
     }
 }
 
+/// The `len` bytes at `ptr` (none for `len` 0); None for a null pointer with a length.
+/// # Safety
+/// A non-null `ptr` points to `len` readable bytes that outlive the returned slice (Python's
+/// buffer for the duration of the call).
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: see the function's contract.
+    Some(unsafe { slice::from_raw_parts(ptr, len) })
+}
+
 fn handle<'a>(h: *mut Handle) -> Option<&'a mut Handle> {
     // SAFETY: a non-null `h` came from anc_new and is not used by two threads at once
     // (each Python engine owns its handle).
@@ -82,11 +97,10 @@ pub unsafe extern "C" fn anc_begin_file(h: *mut Handle, name: *const u8, name_le
         Some(h) => h,
         None => return -1,
     };
-    if name.is_null() && name_len != 0 {
-        return -1;
-    }
-    // SAFETY: Python passes a buffer of `name_len` bytes that lives for this call.
-    let name: &[u8] = if name_len == 0 { &[] } else { unsafe { slice::from_raw_parts(name, name_len) } };
+    let name = match unsafe { bytes(name, name_len) } {
+        Some(b) => b,
+        None => return -1,
+    };
     guarded(|| {
         h.core.out.clear();
         h.core.begin_file(String::from_utf8_lossy(name).into_owned(), compressed != 0);
@@ -105,11 +119,10 @@ pub unsafe extern "C" fn anc_feed(h: *mut Handle, data: *const u8, len: usize) -
         Some(h) => h,
         None => return -1,
     };
-    if data.is_null() && len != 0 {
-        return -1;
-    }
-    // SAFETY: Python passes a buffer of `len` bytes that lives for this call.
-    let chunk: &[u8] = if len == 0 { &[] } else { unsafe { slice::from_raw_parts(data, len) } };
+    let chunk = match unsafe { bytes(data, len) } {
+        Some(b) => b,
+        None => return -1,
+    };
     guarded(|| {
         h.core.out.clear();
         match h.core.feed_bytes(chunk) {
@@ -132,11 +145,10 @@ pub unsafe extern "C" fn anc_feed_frames(h: *mut Handle, data: *const u8, len: u
         Some(h) => h,
         None => return -1,
     };
-    if data.is_null() && len != 0 {
-        return -1;
-    }
-    // SAFETY: Python passes a buffer of `len` bytes that lives for this call.
-    let buf: &[u8] = if len == 0 { &[] } else { unsafe { slice::from_raw_parts(data, len) } };
+    let buf = match unsafe { bytes(data, len) } {
+        Some(b) => b,
+        None => return -1,
+    };
     guarded(|| {
         h.core.out.clear();
         h.core.feed_frames(buf);
